@@ -1,0 +1,1 @@
+"""The user-facing DataStream API (re-exported from :mod:`streamjob`)."""

@@ -1,0 +1,1 @@
+"""Sources and sinks (connectors), and the interfaces the runtime drives them through."""

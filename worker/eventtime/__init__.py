@@ -1,0 +1,1 @@
+"""Event time: watermark strategies and generators."""

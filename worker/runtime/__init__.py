@@ -1,0 +1,1 @@
+"""The runtime: execution graph, tasks, channels and operators (no user-facing API here)."""

@@ -1,0 +1,1 @@
+"""Stream operators: what a task runs, chained together by direct calls."""

@@ -1,0 +1,251 @@
+"""A subtask: one chain of operators driven by a single-threaded mailbox loop.
+
+Steps of the loop (DESIGN.md section 4):
+
+1. run queued mail (timers due, checkpoint triggers, notifications, cancellation);
+2. take the next item from the input gate (or, for a source task, poll the reader);
+3. a batch goes to the chain head, which calls the rest of the chain directly; an event is
+   handled here (watermark valve, end of partition) or by the checkpoint handler (barriers);
+4. if a writer could not send for lack of credit, wait for credit (backpressure);
+5. when idle, flush partial output buffers and sleep until data or mail arrives.
+
+User functions never run concurrently inside a subtask: everything happens in this loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from streamjob.runtime.events import (
+    Batch,
+    CheckpointBarrier,
+    EndOfData,
+    EndOfPartition,
+    Watermark,
+    WatermarkStatus,
+)
+from streamjob.runtime.gate import InputGate
+from streamjob.runtime.operators.base import StreamOperator
+from streamjob.runtime.operators.io import SourceOperator
+from streamjob.runtime.valve import WatermarkValve
+from streamjob.runtime.writer import RecordWriter
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LINGER_S = 0.05
+
+
+class BarrierHandler(Protocol):
+    """Checkpoint barrier processing (aligned or not), supplied by the checkpoint layer."""
+
+    def on_barrier(self, task: Task, channel: int, barrier: CheckpointBarrier) -> None: ...
+
+    def on_channel_finished(self, task: Task, channel: int) -> None: ...
+
+
+class TaskCancelled(Exception):
+    pass
+
+
+class Task:
+    """One subtask of one job vertex."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        vertex_id: int,
+        subtask_index: int,
+        operators: Sequence[StreamOperator],
+        gate: InputGate | None,
+        writers: Sequence[RecordWriter],
+        batch_size: int,
+        linger_s: float = DEFAULT_LINGER_S,
+    ) -> None:
+        self.name = name
+        self.vertex_id = vertex_id
+        self.subtask_index = subtask_index
+        self.operators = list(operators)
+        self.head = self.operators[0]
+        self.gate = gate
+        self.writers = list(writers)
+        self.batch_size = batch_size
+        self.linger_s = linger_s
+        self.valve = WatermarkValve(len(gate.channels)) if gate is not None else None
+        self.barrier_handler: BarrierHandler | None = None
+        self._mail: deque[Callable[[], None]] = deque()
+        self._wakeup = asyncio.Event()
+        self._cancelled = False
+        self._inputs_left: dict[int, int] = {}
+        if gate is not None:
+            for logical in gate.input_of:
+                self._inputs_left[logical] = self._inputs_left.get(logical, 0) + 1
+        self.records_in = 0
+        self.finished = False
+        self.end_of_input = False
+
+    # -- mailbox ------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    def post(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on this task's loop, between batches."""
+        self._mail.append(action)
+        self._wakeup.set()
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        self._wakeup.set()
+
+    def _run_mail(self) -> None:
+        mail = self._mail
+        while mail:
+            mail.popleft()()
+
+    # -- output helpers -----------------------------------------------------------------
+    def flush_outputs(self) -> None:
+        for writer in self.writers:
+            writer.flush()
+
+    async def drain_outputs(self) -> None:
+        for writer in self.writers:
+            if writer.has_pending:
+                await writer.drain()
+
+    def broadcast_event(self, event: Any) -> None:
+        for writer in self.writers:
+            writer.broadcast_event(event)
+
+    @property
+    def records_out(self) -> int:
+        return sum(w.records_out for w in self.writers)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def run(self) -> None:
+        for op in self.operators:
+            op.open()
+        try:
+            if isinstance(self.head, SourceOperator):
+                await self._run_source(self.head)
+            else:
+                await self._run_inputs()
+            if self._cancelled:
+                raise TaskCancelled(self.name)
+            await self._finish()
+        finally:
+            for op in reversed(self.operators):
+                try:
+                    op.close()
+                except Exception:
+                    log.exception("closing operator %s of %s failed", op.name, self.name)
+
+    async def _finish(self) -> None:
+        self.end_of_input = True
+        for op in self.operators:
+            op.finish()
+        self.broadcast_event(EndOfPartition())
+        await self.drain_outputs()
+        self.finished = True
+
+    async def _run_source(self, source: SourceOperator) -> None:
+        loop_time = time.monotonic
+        last_flush = loop_time()
+        batch_size = self.batch_size
+        while not self._cancelled:
+            if self._mail:
+                self._run_mail()
+            if source.is_finished():
+                break
+            emitted = source.emit_next(batch_size)
+            if self.writers and any(w.has_pending for w in self.writers):
+                await self.drain_outputs()
+            now = loop_time()
+            if not emitted:
+                self.flush_outputs()
+                await self.drain_outputs()
+                last_flush = now
+                self._wakeup.clear()
+                if not self._mail:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            self._wakeup.wait(), timeout=source.reader.next_available_in()
+                        )
+                continue
+            if now - last_flush >= self.linger_s:
+                self.flush_outputs()
+                last_flush = now
+            await asyncio.sleep(0)  # let the other subtasks of this process run
+
+    async def _run_inputs(self) -> None:
+        gate = self.gate
+        assert gate is not None
+        head = self.head
+        input_of = gate.input_of
+        loop_time = time.monotonic
+        last_flush = loop_time()
+        while not self._cancelled:
+            if self._mail:
+                self._run_mail()
+            polled = gate.poll()
+            if polled is None:
+                if gate.all_finished():
+                    return
+                self.flush_outputs()
+                await self.drain_outputs()
+                last_flush = loop_time()
+                self._wakeup.clear()
+                if not gate.has_ready() and not self._mail and not self._cancelled:
+                    await self._wakeup.wait()
+                continue
+            channel, item = polled
+            if item.__class__ is Batch:
+                self.records_in += len(item.records)
+                head.process_batch(item, input_of[channel])
+            else:
+                self._on_event(channel, item)
+            for writer in self.writers:
+                if writer.has_pending:
+                    await writer.drain()
+            now = loop_time()
+            if now - last_flush >= self.linger_s:
+                self.flush_outputs()
+                last_flush = now
+
+    def _on_event(self, channel: int, event: Any) -> None:
+        valve = self.valve
+        assert valve is not None
+        assert self.gate is not None
+        kind = event.__class__
+        if kind is Watermark:
+            advanced = valve.on_watermark(channel, event.timestamp)
+            if advanced is not None:
+                self.head.process_watermark(advanced)
+        elif kind is WatermarkStatus:
+            advanced = valve.on_idle(channel, event.idle)
+            if advanced is not None:
+                self.head.process_watermark(advanced)
+        elif kind is CheckpointBarrier:
+            if self.barrier_handler is None:
+                raise RuntimeError(f"{self.name}: got a checkpoint barrier without a handler")
+            self.barrier_handler.on_barrier(self, channel, event)
+        elif kind is EndOfData:
+            return
+        elif kind is EndOfPartition:
+            self.gate.mark_finished(channel)
+            if self.barrier_handler is not None:
+                self.barrier_handler.on_channel_finished(self, channel)
+            advanced = valve.on_finished(channel)
+            if advanced is not None:
+                self.head.process_watermark(advanced)
+            logical = self.gate.input_of[channel]
+            self._inputs_left[logical] -= 1
+            if self._inputs_left[logical] == 0:
+                self.head.end_input(logical)
+        else:
+            raise RuntimeError(f"{self.name}: unexpected channel item {event!r}")
