@@ -1,70 +1,72 @@
 """``WatermarkStrategy``: how a source assigns timestamps and generates watermarks.
 
-Generators work per batch (``on_batch`` sees the batch's timestamps) and are asked for the
-current watermark periodically (``current_watermark``, every auto-watermark interval of
-processing time). Bounded out-of-orderness follows Flink: ``wm = max_ts - bound - 1``.
+A strategy is a generator factory (:mod:`streamjob.eventtime.generators`), an optional timestamp
+assigner and an optional idle timeout. The runtime side lives in
+:mod:`streamjob.eventtime.emitter`, used by sources and by ``assign_timestamps_and_watermarks``.
+Bounded out-of-orderness follows Flink: ``wm = max_ts - bound - 1``. Bad arguments fail here,
+when the job is built.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from streamjob import errors
 from streamjob.duration import Duration
-from streamjob.runtime.events import MIN_WATERMARK
+from streamjob.eventtime.generators import (
+    AnyWatermarkGenerator,
+    BoundedOutOfOrdernessGenerator,
+    NoWatermarksGenerator,
+    PerRecordWatermarkGenerator,
+    PunctuatedBoundedOutOfOrderness,
+    WatermarkGenerator,
+)
 
-
-class WatermarkGenerator(Protocol):
-    def on_batch(self, timestamps: list[int]) -> int | None:
-        """Observe a batch; return a watermark to emit right away (punctuated) or None."""
-
-    def current_watermark(self) -> int:
-        """The watermark to emit at the periodic interval."""
-        ...
-
-
-class BoundedOutOfOrdernessGenerator:
-    __slots__ = ("_bound", "_max_ts")
-
-    def __init__(self, bound_ms: int) -> None:
-        self._bound = bound_ms
-        self._max_ts = MIN_WATERMARK + bound_ms + 1
-
-    def on_batch(self, timestamps: list[int]) -> int | None:
-        if timestamps:
-            top = max(timestamps)
-            if top > self._max_ts:
-                self._max_ts = top
-        return None
-
-    def current_watermark(self) -> int:
-        return self._max_ts - self._bound - 1
-
-
-class NoWatermarksGenerator:
-    def on_batch(self, timestamps: list[int]) -> int | None:
-        return None
-
-    def current_watermark(self) -> int:
-        return MIN_WATERMARK
-
+__all__ = [
+    "BoundedOutOfOrdernessGenerator",
+    "NoWatermarksGenerator",
+    "PerRecordWatermarkGenerator",
+    "PunctuatedBoundedOutOfOrderness",
+    "TimestampAssigner",
+    "WatermarkGenerator",
+    "WatermarkStrategy",
+]
 
 TimestampAssignerFn = Callable[[Any, int | None], int]
+
+
+class TimestampAssigner(abc.ABC):
+    """PyFlink's ``TimestampAssigner``: the event time of a record, in epoch milliseconds."""
+
+    @abc.abstractmethod
+    def extract_timestamp(self, value: Any, record_timestamp: int | None) -> int:
+        """``record_timestamp`` is the source's own timestamp, or None if it has none."""
+
+
+def _millis(value: Duration | int, what: str) -> int:
+    if isinstance(value, Duration):
+        return value.to_millis()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise errors.JobDefinitionError(f"{what} takes a Duration or whole milliseconds, got {value!r}")
 
 
 @dataclass(frozen=True)
 class WatermarkStrategy:
     """Flink's WatermarkStrategy; build with the static constructors."""
 
-    generator_factory: Callable[[], WatermarkGenerator]
+    generator_factory: Callable[[], AnyWatermarkGenerator]
     timestamp_assigner: TimestampAssignerFn | None = None
     idle_timeout_ms: int | None = None
 
     @staticmethod
-    def for_bounded_out_of_orderness(max_out_of_orderness: Duration) -> WatermarkStrategy:
-        bound = max_out_of_orderness.to_millis()
+    def for_bounded_out_of_orderness(max_out_of_orderness: Duration | int) -> WatermarkStrategy:
+        bound = _millis(max_out_of_orderness, "for_bounded_out_of_orderness")
+        if bound < 0:
+            raise errors.JobDefinitionError(f"the out-of-orderness bound must be >= 0, got {bound}")
         return WatermarkStrategy(lambda: BoundedOutOfOrdernessGenerator(bound))
 
     @staticmethod
@@ -76,7 +78,14 @@ class WatermarkStrategy:
         return WatermarkStrategy(NoWatermarksGenerator)
 
     @staticmethod
-    def for_generator(factory: Callable[[], WatermarkGenerator]) -> WatermarkStrategy:
+    def for_generator(factory: Callable[[], AnyWatermarkGenerator]) -> WatermarkStrategy:
+        """A custom generator: a batch ``WatermarkGenerator`` or a
+        :class:`PerRecordWatermarkGenerator`, made fresh per subtask by ``factory()``."""
+        if not callable(factory):
+            raise errors.JobDefinitionError(
+                f"for_generator takes a factory (a class or a lambda) returning a generator, "
+                f"got {factory!r}"
+            )
         return WatermarkStrategy(factory)
 
     def with_timestamp_assigner(self, assigner: Any) -> WatermarkStrategy:
@@ -92,10 +101,23 @@ class WatermarkStrategy:
             )
         return replace(self, timestamp_assigner=fn)
 
-    def with_idleness(self, idle_timeout: Duration) -> WatermarkStrategy:
-        if idle_timeout.to_millis() <= 0:
+    def with_idleness(self, idle_timeout: Duration | int) -> WatermarkStrategy:
+        """Mark the input idle after ``idle_timeout`` of processing time without records, so
+        it stops holding back the watermark downstream; it becomes active with its next record."""
+        millis = _millis(idle_timeout, "with_idleness")
+        if millis <= 0:
             raise errors.JobDefinitionError("with_idleness needs a positive timeout")
-        return replace(self, idle_timeout_ms=idle_timeout.to_millis())
+        return replace(self, idle_timeout_ms=millis)
 
-    def create_generator(self) -> WatermarkGenerator:
-        return self.generator_factory()
+    def create_generator(self) -> AnyWatermarkGenerator:
+        generator = self.generator_factory()
+        if not isinstance(generator, PerRecordWatermarkGenerator) and not (
+            callable(getattr(generator, "on_batch", None))
+            and callable(getattr(generator, "current_watermark", None))
+        ):
+            raise errors.JobDefinitionError(
+                f"the watermark generator {generator!r} needs on_batch(timestamps) and "
+                "current_watermark(), or must subclass PerRecordWatermarkGenerator "
+                "(on_event(event, timestamp), on_periodic_emit())"
+            )
+        return generator

@@ -19,6 +19,8 @@ from typing import BinaryIO
 from streamjob.storage import keys
 
 TEMP_PREFIX = f"{keys.RESERVED_PREFIX}tmp-"
+Filler = Callable[[BinaryIO], None]
+"""Writes an object's content into an open temp file."""
 _CREATE_ATTEMPTS = 5
 
 
@@ -31,7 +33,7 @@ def fsync_dir(directory: pathlib.Path) -> None:
         os.close(fd)
 
 
-def write_temp(directory: pathlib.Path, fill: Callable[[BinaryIO], None]) -> pathlib.Path:
+def write_temp(directory: pathlib.Path, fill: Filler) -> pathlib.Path:
     """Create ``directory`` if needed, write a fsynced temp file in it with ``fill``."""
     for attempt in range(_CREATE_ATTEMPTS):
         ensure_dir(directory)
@@ -79,17 +81,32 @@ def link_from_temp(temp: pathlib.Path, final: pathlib.Path) -> bool:
 
 
 def ensure_dir(directory: pathlib.Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    """Create ``directory`` and missing parents, fsyncing each parent that gained an entry."""
+    if directory.is_dir():
+        return
+    missing: list[pathlib.Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir()
+        except FileExistsError:
+            if not new.is_dir():
+                raise
+            continue  # a concurrent writer made it
+        fsync_dir(new.parent)
 
 
-def write_bytes(data: bytes) -> Callable[[BinaryIO], None]:
+def write_bytes(data: bytes) -> Filler:
     def fill(out: BinaryIO) -> None:
         out.write(data)
 
     return fill
 
 
-def copy_into(source: BinaryIO) -> Callable[[BinaryIO], None]:
+def copy_into(source: BinaryIO) -> Filler:
     def fill(out: BinaryIO) -> None:
         shutil.copyfileobj(source, out, length=1024 * 1024)
 

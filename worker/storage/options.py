@@ -61,6 +61,7 @@ class S3Options:
     response_checksum_validation: ChecksumMode | None = None
     retry_mode: RetryMode = "standard"
     max_attempts: int = 5
+    """Total attempts per request, the first included (as ``AWS_MAX_ATTEMPTS``)."""
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     multipart_threshold: int = 64 * MiB

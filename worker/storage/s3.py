@@ -39,7 +39,7 @@ def make_client(opts: options.S3Options) -> S3Client:
     """A boto3 S3 client configured from ``opts`` (credentials: given, else boto3's chain)."""
     config: dict[str, Any] = {
         "signature_version": "s3v4",
-        "retries": {"mode": opts.retry_mode, "max_attempts": opts.max_attempts},
+        "retries": {"mode": opts.retry_mode, "total_max_attempts": opts.max_attempts},
         "connect_timeout": opts.connect_timeout,
         "read_timeout": opts.read_timeout,
         "max_pool_connections": max(10, opts.max_concurrency * 2),

@@ -33,7 +33,8 @@ from streamjob.storage import errors
 _SERVICES = ("s3", "master", "volume", "filer", "admin")
 _GRPC_OFFSET = 10_000  # weed's convention; its admin worker dials admin.port + 10000 regardless
 _READY_BANNER = "All enabled components are running"
-_RUNNING: dict[int, subprocess.Popen[bytes]] = {}
+_RUNNING: dict[int, tuple[subprocess.Popen[bytes], tuple[int, ...]]] = {}  # pid: (process, ports)
+_WORKDIRS: set[pathlib.Path] = set()  # deleted at interpreter exit if still there
 
 
 class SeaweedFSError(errors.StorageError):
@@ -88,6 +89,7 @@ def running_seaweedfs(
 ) -> Iterator[SeaweedFSServer]:
     """Run ``weed mini`` with ``buckets`` created, yield it, then stop it and delete its data."""
     workdir = pathlib.Path(tempfile.mkdtemp(prefix="streamjob-seaweedfs-"))
+    _WORKDIRS.add(workdir)
     server: SeaweedFSServer | None = None
     try:
         for attempt in range(attempts):
@@ -103,15 +105,16 @@ def running_seaweedfs(
     finally:
         if server is not None:
             stop(server.pid)
-            _remove_sockets(server.ports.values())
         shutil.rmtree(workdir, ignore_errors=True)
+        _WORKDIRS.discard(workdir)
 
 
 def stop(pid: int, *, timeout: float = 15.0) -> None:
-    """Terminate a server started here (SIGTERM), and kill it if it lingers."""
-    process = _RUNNING.pop(pid, None)
-    if process is None:
+    """Terminate a server started here (SIGTERM), kill it if it lingers, remove its sockets."""
+    running = _RUNNING.pop(pid, None)
+    if running is None:
         return
+    process, ports = running
     if process.poll() is None:
         process.terminate()
         try:
@@ -119,6 +122,7 @@ def stop(pid: int, *, timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+    _remove_sockets(ports)
 
 
 def _start(
@@ -146,7 +150,7 @@ def _start(
             args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=run_dir, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
-    _RUNNING[process.pid] = process
+    _RUNNING[process.pid] = (process, tuple(ports.values()))
     server = SeaweedFSServer(
         endpoint_url=f"http://127.0.0.1:{ports['s3.port']}",
         access_key_id=access_key_id,
@@ -230,8 +234,11 @@ def _die_with_parent() -> None:
 @atexit.register
 def _kill_leftovers() -> None:
     for pid in list(_RUNNING):
-        process = _RUNNING.pop(pid)
+        process, ports = _RUNNING.pop(pid)
         if process.poll() is None:
             process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
+        _remove_sockets(ports)
+    for workdir in list(_WORKDIRS):
+        shutil.rmtree(workdir, ignore_errors=True)
