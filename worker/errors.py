@@ -42,3 +42,15 @@ class JobFailedError(StreamJobError):
 
 class JobCancelledError(StreamJobError):
     """A job was cancelled before it finished."""
+
+
+class CheckpointError(StreamJobError):
+    """A checkpoint could not be taken, written or read."""
+
+
+class CheckpointCorruptError(CheckpointError):
+    """A checkpoint's metadata or state files are unreadable or inconsistent."""
+
+
+class RestoreError(CheckpointError):
+    """A checkpoint or savepoint cannot be restored into this job (names what differs)."""

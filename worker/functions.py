@@ -14,9 +14,31 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from streamjob import errors
+from streamjob.state.aggregate import AggregateFunction
 
 if TYPE_CHECKING:
     from streamjob.runtime.operators.base import OperatorContext
+
+__all__ = [
+    "AggregateFunction",
+    "CoProcessFunction",
+    "FilterFunction",
+    "FlatMapFunction",
+    "Function",
+    "KeySelector",
+    "KeyedCoProcessFunction",
+    "KeyedProcessContext",
+    "KeyedProcessFunction",
+    "MapFunction",
+    "OnTimerContext",
+    "OutputTag",
+    "ProcessContext",
+    "ProcessFunction",
+    "ReduceFunction",
+    "RuntimeContext",
+    "TimeDomain",
+    "TimerService",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ appear in the list.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -17,9 +18,11 @@ from typing import Any
 
 from streamjob.api.environment import StreamEnvironment
 from streamjob.clock import ManualClock
-from streamjob.connectors.sink import Sink, SinkContext, SinkWriter
+from streamjob.connectors.sink import Sink, SinkContext, SinkWriter, assigned
 from streamjob.connectors.source import Polled, ReaderContext, Source, SourceReader, SourceSplit
-from streamjob.runtime.local_executor import JobResult
+from streamjob.checkpoint.faults import FaultInjector
+from streamjob.checkpoint.restart import RestartStrategy
+from streamjob.execution.results import JobRunResult
 
 __all__ = ["ABORT", "EOF", "PAUSE", "ManualClock", "TestingSink", "TestingSource", "run_local"]
 
@@ -116,22 +119,35 @@ class _TestingReader(SourceReader):
 
 
 class TestingSink(Sink):
-    """Collects committed records into ``target``; pending ones are kept apart."""
+    """Collects committed records into ``target``; pending ones are kept apart.
+
+    Two-phase like a real transactional sink: records go into an open transaction; at a
+    checkpoint the transaction is pre-committed (stored in the checkpoint); when the checkpoint
+    completes it is committed, which appends its records to ``committed``. Commits are
+    idempotent by transaction id, so committing a restored transaction twice is harmless.
+    Without checkpointing, end of input commits. ``at_least_once=True`` makes it commit on
+    every write instead (a negative control: failures then show duplicates).
+    """
 
     __test__ = False
     name = "testing"
 
-    def __init__(self, target: list[Any] | None = None) -> None:
+    def __init__(self, target: list[Any] | None = None, *, at_least_once: bool = False) -> None:
         self.committed: list[Any] = target if target is not None else []
-        self.pending: dict[int, list[Any]] = {}
+        self.committed_transactions: set[str] = set()
         self.subtask_of: list[int] = []
+        self.at_least_once = at_least_once
         self._lock = threading.Lock()
 
     def create_writer(self, context: SinkContext) -> SinkWriter:
         return _TestingWriter(self, context)
 
-    def commit(self, subtask: int, records: list[Any]) -> None:
+    def commit(self, subtask: int, records: list[Any], transaction: str | None = None) -> None:
         with self._lock:
+            if transaction is not None:
+                if transaction in self.committed_transactions:
+                    return
+                self.committed_transactions.add(transaction)
             self.committed.extend(records)
             self.subtask_of.extend([subtask] * len(records))
 
@@ -139,27 +155,41 @@ class TestingSink(Sink):
 class _TestingWriter(SinkWriter):
     def __init__(self, sink: TestingSink, context: SinkContext) -> None:
         self._sink = sink
+        self._context = context
         self._subtask = context.subtask_index
         self._open: list[Any] = []
-        self._precommitted: dict[int, list[Any]] = {}
-        sink.pending[self._subtask] = self._open
+        self._pending: list[dict[str, Any]] = []
+        for txn in context.restored_state or []:
+            # The restored checkpoint completed: its transactions must be committed.
+            if assigned(txn["id"], context):
+                sink.commit(self._subtask, txn["records"], txn["id"])
 
     def write_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
-        self._open.extend(records)
+        if self._sink.at_least_once:
+            self._sink.commit(self._subtask, list(records))
+        else:
+            self._open.extend(records)
 
     def finish(self) -> None:
-        # Without checkpoints, end of input commits; with them, the final checkpoint does.
-        records, self._open[:] = list(self._open), []
-        self._sink.commit(self._subtask, records)
+        if not self._context.checkpointing:
+            records, self._open = self._open, []
+            self._sink.commit(self._subtask, records)
 
-    def snapshot_state(self, checkpoint_id: int) -> Any:
-        self._precommitted[checkpoint_id] = list(self._open)
-        self._open.clear()
-        return None
+    def snapshot_state(self, checkpoint_id: int) -> list[Any]:
+        if self._open:
+            txn_id = f"{self._context.attempt_id}-{self._subtask}-{checkpoint_id}"
+            self._pending.append({"id": txn_id, "checkpoint": checkpoint_id, "records": self._open})
+            self._open = []
+        return list(self._pending)
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        for cid in sorted(c for c in self._precommitted if c <= checkpoint_id):
-            self._sink.commit(self._subtask, self._precommitted.pop(cid))
+        keep = []
+        for txn in self._pending:
+            if txn["checkpoint"] <= checkpoint_id:
+                self._sink.commit(self._subtask, txn["records"], txn["id"])
+            else:
+                keep.append(txn)
+        self._pending = keep
 
 
 def run_local(
@@ -169,12 +199,30 @@ def run_local(
     max_parallelism: int | None = None,
     clock: Any = None,
     batch_size: int | None = None,
-) -> JobResult:
-    """Build ``job`` on a fresh environment and run it in this process to completion."""
+    checkpoint_dir: str | None = None,
+    checkpoint_interval_ms: int | None = None,
+    restart: RestartStrategy | None = None,
+    faults: FaultInjector | None = None,
+    storage: Any = None,
+    **checkpoint_settings: Any,
+) -> JobRunResult:
+    """Build ``job`` on a fresh environment and run it in this process to completion.
+
+    With ``checkpoint_dir`` the run checkpoints (every ``checkpoint_interval_ms``, plus the
+    final checkpoint at end of input) and starts from the latest completed checkpoint found
+    there: calling ``run_local`` again after a failure resumes, like restarting a process.
+    """
     env = StreamEnvironment(parallelism=parallelism, max_parallelism=max_parallelism)
     if clock is not None:
         env.config.clock = clock
     if batch_size is not None:
         env.config.batch_size = batch_size
     job(env)
-    return env.execute("run_local")
+    if checkpoint_dir is not None:
+        env.configure_checkpoints(
+            directory=checkpoint_dir, interval_ms=checkpoint_interval_ms, **checkpoint_settings
+        )
+    if restart is not None:
+        env.set_restart_strategy(restart)
+    env.get_job_graph()
+    return asyncio.run(env.create_runner(faults=faults, storage=storage).run())

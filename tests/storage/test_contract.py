@@ -102,7 +102,13 @@ def test_list_is_sorted_by_full_key(storage: base.CheckpointStorage) -> None:
 
 
 def test_list_uses_string_prefixes(storage: base.CheckpointStorage) -> None:
-    for name in ["chk-1/_metadata", "chk-1/op-0", "chk-10/_metadata", "chk-2/_metadata", "shared/x"]:
+    for name in [
+        "chk-1/_metadata",
+        "chk-1/op-0",
+        "chk-10/_metadata",
+        "chk-2/_metadata",
+        "shared/x",
+    ]:
         storage.put(name, b"x")
     assert [o.key for o in storage.list("chk-1/")] == ["chk-1/_metadata", "chk-1/op-0"]
     assert [o.key for o in storage.list("chk-1")] == [

@@ -8,7 +8,9 @@ Aspects covered:
   endpoint and access key id, telling which variables to set;
 * no credentials at all: StorageAccessDenied saying how to provide them;
 * an unreachable endpoint: StorageUnreachable naming the endpoint and what to check;
-* local: a file where the directory should be, keys that are prefixes of each other.
+* local: a file where the directory should be, keys that are prefixes of each other;
+* responses the storage cannot handle: a rejected checksum names the checksum settings, an
+  overloaded server the retry settings, a denial the permissions needed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 
 import pytest
 
-from streamjob.storage import base, errors, local, options, s3, seaweedfs
+from streamjob.storage import base, errors, local, options, s3, s3errors, seaweedfs
 
 StorageMaker = Callable[..., base.CheckpointStorage]
 s3_backends = pytest.mark.parametrize(
@@ -92,9 +94,9 @@ def test_missing_credentials_say_how_to_provide_them(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     opts = options.S3Options(endpoint_url=moto_endpoint, path_style=True, max_attempts=1)
-    with s3.S3Storage("streamjob-test", "", opts) as storage:
-        with pytest.raises(errors.StorageAccessDenied) as caught:
-            storage.probe()
+    storage = s3.S3Storage("streamjob-test", "", opts)
+    with storage, pytest.raises(errors.StorageAccessDenied) as caught:
+        storage.probe()
     assert "no credentials found" in str(caught.value)
     assert moto_endpoint in str(caught.value)
     assert "AWS_ACCESS_KEY_ID" in str(caught.value)
@@ -136,3 +138,29 @@ def test_local_keys_that_are_prefixes_of_each_other(tmp_path: pathlib.Path) -> N
     storage.put("a", b"file")
     with pytest.raises(errors.StorageError, match="cannot hold both"):
         storage.put("a/b", b"x")
+
+
+def test_messages_for_responses_the_storage_cannot_handle() -> None:
+    where = s3errors.Where(
+        endpoint="http://minio:9000", bucket="ckpt", location="s3://ckpt/job/chk-1/_metadata"
+    )
+    refused = s3errors.from_response(
+        where,
+        operation="put",
+        code="InvalidArgument",
+        status=400,
+        message="x-amz-checksum-crc32 header is not supported",
+        key="chk-1/_metadata",
+    )
+    assert "request_checksum_calculation='when_required'" in str(refused)
+    assert "AWS_REQUEST_CHECKSUM_CALCULATION=when_required" in str(refused)
+    overloaded = s3errors.from_response(
+        where, operation="get", code="SlowDown", status=503, message="", key="k"
+    )
+    assert "AWS_MAX_ATTEMPTS" in str(overloaded)
+    assert "http://minio:9000" in str(overloaded)
+    denied = s3errors.from_response(
+        where, operation="put", code="AccessDenied", status=403, message="", key="k"
+    )
+    assert isinstance(denied, errors.StorageAccessDenied)
+    assert "s3:PutObject" in str(denied) and "bucket 'ckpt'" in str(denied)

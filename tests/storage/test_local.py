@@ -3,7 +3,8 @@
 Aspects covered:
 
 * ``put`` goes through a temp file, fsync and rename: the file and its directory are fsynced
-  (and so is every parent that gained a new directory), and a failed write leaves neither a partial object nor a temp file behind;
+  (and so is every parent that gained a new directory), and a failed write leaves neither a
+  partial object nor a temp file behind;
 * ``put_if_absent`` links the fsynced temp file into place and never overwrites, even when the
   key appears between the check and the link;
 * deleting the last object of a "directory" prunes the empty directories, never the root;

@@ -45,7 +45,9 @@ def test_a_50_mb_object_in_parts(storage: base.CheckpointStorage) -> None:
     assert storage.size("chk-1/big.bin") == len(data)
     assert storage.get("chk-1/big.bin") == data
     # a range across the boundary between parts 1 and 2
-    assert storage.get("chk-1/big.bin", start=part - 10, end=part + 10) == data[part - 10 : part + 10]
+    assert (
+        storage.get("chk-1/big.bin", start=part - 10, end=part + 10) == data[part - 10 : part + 10]
+    )
     assert storage.get("chk-1/big.bin", start=len(data) - 3) == data[-3:]
     assert list(storage.list_multipart_uploads()) == []
 
@@ -78,9 +80,17 @@ def test_the_upload_state_machine_rejects_misuse(storage: base.CheckpointStorage
 
 
 def test_leaving_the_block_without_complete_aborts(storage: base.CheckpointStorage) -> None:
-    with pytest.raises(RuntimeError), storage.open_multipart("c") as upload:
-        upload.upload_part(b"x")
-        raise RuntimeError("writer crashed")
+    uploads: list[base.MultipartUpload] = []
+
+    def crashing_writer() -> None:
+        with storage.open_multipart("c") as upload:
+            uploads.append(upload)
+            upload.upload_part(b"x")
+            raise RuntimeError("writer crashed")
+
+    with pytest.raises(RuntimeError):
+        crashing_writer()
+    upload = uploads[0]
     assert upload.state is base.UploadState.ABORTED
     assert not storage.exists("c")
     assert list(storage.list_multipart_uploads()) == []

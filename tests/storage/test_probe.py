@@ -14,10 +14,12 @@ Aspects covered:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.exceptions
 import pytest
 
 from streamjob.storage import base, counting, errors, info, s3
@@ -54,21 +56,10 @@ class ChecksThenWrites(counting.CountingStorage):
         if self.inner.exists(key):
             return False
         if "race" in key:
-            with _ignore_broken(self._window):
+            with contextlib.suppress(threading.BrokenBarrierError):
                 self._window.wait()  # hold the window open until a second writer checked too
         self.inner.put(key, data)
         return True
-
-
-class _ignore_broken:  # noqa: N801 - used as a context manager
-    def __init__(self, barrier: threading.Barrier) -> None:
-        self.barrier = barrier
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> bool:
-        return exc_type is threading.BrokenBarrierError
 
 
 def test_the_probe_detects_a_server_that_overwrites(storage: base.CheckpointStorage) -> None:
@@ -126,20 +117,13 @@ def test_the_probe_detects_it_over_the_wire(
 def test_a_server_refusing_the_header_is_named(storage: base.CheckpointStorage) -> None:
     assert isinstance(storage, s3.S3Storage)
 
-    def refuse(**kwargs: Any) -> None:
-        if "If-None-Match" in kwargs["request"].headers:
-            raise_not_implemented(kwargs["request"])
-
-    def raise_not_implemented(_request: Any) -> None:
-        import botocore.exceptions
-
-        raise botocore.exceptions.ClientError(
-            {
+    def refuse(request: Any, **_: Any) -> None:
+        if "If-None-Match" in request.headers:  # what a server without conditional PUT answers
+            response: Any = {
                 "Error": {"Code": "NotImplemented", "Message": "header not implemented"},
                 "ResponseMetadata": {"HTTPStatusCode": 501},
-            },
-            "PutObject",
-        )
+            }
+            raise botocore.exceptions.ClientError(response, "PutObject")
 
     storage.client.meta.events.register("before-sign.s3.PutObject", refuse)
     with pytest.raises(errors.PutIfAbsentUnsupported) as caught:

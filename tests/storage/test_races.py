@@ -77,7 +77,10 @@ def _process_writer(
     storage.close()
 
 
-def test_two_processes(storage: base.CheckpointStorage, s3_options: options.S3Options | None) -> None:
+def test_two_processes(
+    storage: base.CheckpointStorage, s3_options: options.S3Options | None
+) -> None:
+    target: tuple[str, str, str, options.S3Options | None]
     if isinstance(storage, local.LocalStorage):
         target = ("local", str(storage.root), "", None)
     else:

@@ -6,7 +6,7 @@ Aspects covered:
 * telemetry is off, WebDAV/Iceberg/Lance are off, buckets are not created on upload;
 * leaving the context stops the process and deletes its directory and sockets;
 * an interpreter that exits without leaving the context (an interrupted pytest) still kills
-  the server and deletes its directory;
+  the server and deletes its directory; a SIGKILLed parent takes the server with it (Linux);
 * a missing ``weed`` binary is a loud error saying how to install it.
 """
 
@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -73,7 +76,9 @@ def test_leaving_the_context_stops_and_cleans_up() -> None:
         assert data_dir.is_dir()
     assert not pathlib.Path(f"/proc/{pid}").exists() or _is_zombie(pid)
     assert not data_dir.exists()
-    assert not list(pathlib.Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{server.ports['s3.port.grpc']}.sock"))
+    assert not list(
+        pathlib.Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{server.ports['s3.port.grpc']}.sock")
+    )
 
 
 _INTERRUPTED = """
@@ -95,6 +100,31 @@ def test_an_interpreter_exit_kills_a_server_left_running() -> None:
     pid = int(pid_text)
     assert not pathlib.Path(f"/proc/{pid}").exists() or _is_zombie(pid)
     assert not pathlib.Path(data_dir).exists()
+
+
+_KILLED = """
+import os, signal
+from streamjob.storage import seaweedfs
+server = seaweedfs.running_seaweedfs().__enter__()
+print(server.pid, server.data_dir.parent.parent, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no cleanup code runs at all
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_a_killed_parent_takes_the_server_with_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pid_text, workdir = done.stdout.split()
+    try:
+        deadline = time.monotonic() + 30
+        while pathlib.Path(f"/proc/{pid_text}").exists() and not _is_zombie(int(pid_text)):
+            assert time.monotonic() < deadline, "weed outlived its killed parent"
+            time.sleep(0.1)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # nothing could delete it after SIGKILL
 
 
 def test_a_missing_weed_binary_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,9 +19,16 @@ from streamjob.connectors.collection import CollectionSource
 from streamjob.connectors.files import TextFileSource
 from streamjob.connectors.source import Source
 from streamjob.eventtime.strategy import WatermarkStrategy
+from streamjob.checkpoint.config import CheckpointConfig, CheckpointingMode
+from streamjob.checkpoint.faults import FaultInjector
+from streamjob.checkpoint.metadata import CheckpointMetadata
+from streamjob.checkpoint.restart import RestartStrategy
+from streamjob.checkpoint.restoring import max_parallelism_of
+from streamjob.execution.local_job import LocalJobRunner
+from streamjob.execution.results import JobRunResult
 from streamjob.runtime.config import ExecutionConfig
 from streamjob.runtime.graph import JobGraph, build_job_graph
-from streamjob.runtime.local_executor import JobResult, LocalExecutor, Progress
+from streamjob.runtime.local_executor import Progress
 from streamjob.runtime.operators.io import SourceOperator
 from streamjob.runtime.transformations import Transformation
 
@@ -32,7 +40,8 @@ class StreamEnvironment:
         self._transformations: list[Transformation] = []
         self.auto_watermark_interval_ms = 200
         self.chaining = True
-        self.checkpoint_interval_ms: int | None = None
+        self.checkpoint_config: CheckpointConfig | None = None
+        self.restart_strategy: RestartStrategy | None = None
         self.config = ExecutionConfig()
         self.job_parameters: dict[str, Any] = {}
 
@@ -68,10 +77,38 @@ class StreamEnvironment:
         self.chaining = False
         return self
 
-    def enable_checkpointing(self, interval_ms: int) -> StreamEnvironment:
-        if interval_ms < 10:
-            raise errors.JobDefinitionError("checkpoint interval must be >= 10 ms")
-        self.checkpoint_interval_ms = interval_ms
+    def enable_checkpointing(
+        self,
+        interval_ms: int,
+        mode: CheckpointingMode = CheckpointingMode.EXACTLY_ONCE,
+        *,
+        directory: str | None = None,
+    ) -> StreamEnvironment:
+        """Checkpoint every ``interval_ms`` into ``directory`` (a path, file:// or s3:// URL)."""
+        current = self.checkpoint_config
+        directory = directory or (current.directory if current else None)
+        if directory is None:
+            raise errors.JobDefinitionError(
+                "checkpointing needs a directory: enable_checkpointing(interval, "
+                "directory='s3://bucket/checkpoints') or --checkpoint-dir"
+            )
+        self.configure_checkpoints(directory=directory, interval_ms=interval_ms, mode=mode)
+        return self
+
+    def configure_checkpoints(self, **settings: Any) -> StreamEnvironment:
+        """Set any :class:`CheckpointConfig` field (``directory``, ``interval_ms``,
+        ``retained``, ``tolerable_failures``, ``from_savepoint``, ...)."""
+        current = self.checkpoint_config
+        if current is None:
+            if "directory" not in settings:
+                raise errors.JobDefinitionError("configure_checkpoints needs a directory first")
+            self.checkpoint_config = CheckpointConfig(**settings)
+        else:
+            self.checkpoint_config = dataclasses.replace(current, **settings)
+        return self
+
+    def set_restart_strategy(self, strategy: RestartStrategy) -> StreamEnvironment:
+        self.restart_strategy = strategy
         return self
 
     def set_buffer_size(self, records_per_batch: int) -> StreamEnvironment:
@@ -117,17 +154,36 @@ class StreamEnvironment:
         except Exception:
             return function
 
-    def get_job_graph(self) -> JobGraph:
+    def get_job_graph(self, restored: CheckpointMetadata | None = None) -> JobGraph:
         if not any(t.kind == "sink" for t in self._transformations):
             raise errors.JobDefinitionError(
                 "the job has no sink: end each stream with sink_to(...), print() or "
                 "execute_and_collect()"
             )
+        if self.checkpoint_config is not None:
+            anonymous = [t.name for t in self._transformations if t.keyed and not t.uid]
+            if anonymous:
+                raise errors.JobDefinitionError(
+                    "with checkpointing, stateful operators need an explicit uid (it names "
+                    "their state in checkpoints; graph positions change when a job is edited): "
+                    f"add .uid('...') after {', '.join(repr(n) for n in anonymous)}"
+                )
         return build_job_graph(
             self._transformations,
             default_parallelism=self._parallelism,
             default_max_parallelism=self._max_parallelism,
             chaining=self.chaining,
+            adopted_max_parallelism=None if restored is None else max_parallelism_of(restored),
+        )
+
+    def create_runner(self, faults: FaultInjector | None = None, storage: Any = None) -> LocalJobRunner:
+        return LocalJobRunner(
+            self.get_job_graph,
+            self.config,
+            checkpoint=self.checkpoint_config,
+            restart=self.restart_strategy,
+            faults=faults,
+            storage=storage,
         )
 
     def execute(
@@ -135,7 +191,7 @@ class StreamEnvironment:
         job_name: str = "streamjob",
         *,
         on_progress: Callable[[Progress], None] | None = None,
-    ) -> JobResult:
+    ) -> JobRunResult:
         """Run the job in this process until its bounded input ends (or it fails)."""
-        executor = LocalExecutor(self.get_job_graph(), self.config)
-        return asyncio.run(executor.run(on_progress=on_progress))
+        self.get_job_graph()  # fail fast on a bad graph
+        return asyncio.run(self.create_runner().run(on_progress=on_progress))

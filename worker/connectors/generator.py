@@ -82,6 +82,8 @@ class GeneratorReader(SourceReader):
         rate = self._source.rate_per_second
         if rate is None:
             return max_records
+        if self._splits:  # this reader's share of the total rate, by its share of the splits
+            rate = rate * len(self._splits) / self._splits[0][2]
         allowed = int((time.monotonic() - self._started) * rate) - self._emitted_since_start
         return max(0, min(max_records, allowed))
 
@@ -115,7 +117,11 @@ class GeneratorReader(SourceReader):
 
     def next_available_in(self) -> float:
         rate = self._source.rate_per_second
-        return 0.001 if rate is None else min(0.05, max(0.001, 1.0 / rate))
+        if rate is None:
+            return 0.001
+        if self._splits:
+            rate = rate * len(self._splits) / self._splits[0][2]
+        return min(0.05, max(0.001, 1.0 / rate))
 
     def is_finished(self) -> bool:
         if self._source.count is None:

@@ -14,10 +14,18 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class SinkContext:
+    """Where a writer runs. With checkpointing, ``restored_state`` holds the pending
+    transactions of *every* writer of the restored checkpoint (union redistribution): each
+    writer commits those :func:`assigned` to it, so a rescale loses none; commits must be
+    idempotent (the checkpoint may have been committed before the failure)."""
+
     subtask_index: int
     parallelism: int
     attempt: int = 0
     checkpointing: bool = False
+    restored_state: list[Any] | None = None
+    #: unique per deployment attempt (same for all subtasks of that attempt)
+    attempt_id: str = "0"
 
 
 class SinkWriter(ABC):
@@ -30,11 +38,26 @@ class SinkWriter(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; called on success and on failure."""
 
-    def snapshot_state(self, checkpoint_id: int) -> Any:
+    def snapshot_state(self, checkpoint_id: int) -> list[Any] | None:
+        """Pre-commit: seal the open transaction and return every pending (pre-committed,
+        not yet committed) transaction as a serializable descriptor, to store in the
+        checkpoint."""
         return None
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        """Commit this writer's transactions pre-committed for checkpoints <= the id."""
         return None
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        """The checkpoint failed; its transactions stay pending for the next one."""
+        return None
+
+
+def assigned(transaction_id: str, context: SinkContext) -> bool:
+    """Whether the writer of ``context`` commits restored ``transaction_id`` (deterministic)."""
+    import zlib
+
+    return zlib.crc32(transaction_id.encode()) % context.parallelism == context.subtask_index
 
 
 class Sink(ABC):

@@ -132,7 +132,12 @@ def build_job_graph(
     default_parallelism: int,
     default_max_parallelism: int | None = None,
     chaining: bool = True,
+    adopted_max_parallelism: dict[str, int] | None = None,
 ) -> JobGraph:
+    """``adopted_max_parallelism`` (uid -> value, from a restored checkpoint) is used for
+    operators without an explicit max parallelism; an explicit different one is refused by
+    the restore check, naming both."""
+    adopted = adopted_max_parallelism or {}
     physical = [t for t in transformations if not t.is_virtual]
     if not physical:
         raise errors.JobDefinitionError("the job has no operators: add a source and a sink")
@@ -140,10 +145,10 @@ def build_job_graph(
     uids: set[str] = set()
     for t in physical:
         parallelism = t.parallelism or default_parallelism
-        max_p = t.max_parallelism or default_max_parallelism
+        uid = t.uid or f"auto-{t.id}-{t.name.lower().replace(' ', '_')}"
+        max_p = t.max_parallelism or default_max_parallelism or adopted.get(uid)
         max_p = max_p or keygroups.default_max_parallelism(parallelism)
         keygroups.check_parallelism(parallelism, max_p)
-        uid = t.uid or f"auto-{t.id}-{t.name.lower().replace(' ', '_')}"
         if uid in uids:
             raise errors.JobDefinitionError(
                 f"uid {uid!r} is used by two operators; uids name state in checkpoints and "

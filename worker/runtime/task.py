@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from streamjob.runtime.events import (
+    END_OF_DATA,
     Batch,
     CheckpointBarrier,
     EndOfData,
@@ -89,6 +90,12 @@ class Task:
         self.records_in = 0
         self.finished = False
         self.end_of_input = False
+        #: set by the checkpoint layer; with checkpointing a task that ended its input waits
+        #: for one more completed checkpoint before it finishes (FLIP-147)
+        self.checkpointer: Any = None
+        self.final_checkpoint_done = False
+        self._eod = [False] * (len(gate.channels) if gate is not None else 0)
+        self._failure: BaseException | None = None
 
     # -- mailbox ------------------------------------------------------------------------
     def wake(self) -> None:
@@ -103,10 +110,23 @@ class Task:
         self._cancelled = True
         self._wakeup.set()
 
+    def fail(self, failure: BaseException) -> None:
+        """Fail this task from outside its loop (e.g. an upload thread's callback)."""
+        self._failure = failure
+        self._wakeup.set()
+
+    def _may_finish(self) -> bool:
+        return self.checkpointer is None or self.final_checkpoint_done
+
+    def _check_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
     def _run_mail(self) -> None:
         mail = self._mail
         while mail:
             mail.popleft()()
+        self._check_failure()
 
     # -- output helpers -----------------------------------------------------------------
     def flush_outputs(self) -> None:
@@ -145,13 +165,32 @@ class Task:
                 except Exception:
                     log.exception("closing operator %s of %s failed", op.name, self.name)
 
-    async def _finish(self) -> None:
+    def _end_input(self) -> None:
+        """All input ended: flush every operator (head first) and tell downstream."""
+        if self.end_of_input:
+            return
         self.end_of_input = True
         for op in self.operators:
             op.finish()
+        self.broadcast_event(END_OF_DATA)
+
+    async def _finish(self) -> None:
+        self._end_input()
         self.broadcast_event(EndOfPartition())
         await self.drain_outputs()
         self.finished = True
+
+    async def _idle(self, timeout: float | None) -> None:
+        self.flush_outputs()
+        await self.drain_outputs()
+        self._wakeup.clear()
+        if self._mail or self._cancelled or self._failure is not None:
+            return
+        if timeout is None:
+            await self._wakeup.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
 
     async def _run_source(self, source: SourceOperator) -> None:
         loop_time = time.monotonic
@@ -160,22 +199,20 @@ class Task:
         while not self._cancelled:
             if self._mail:
                 self._run_mail()
-            if source.is_finished():
-                break
+            self._check_failure()
+            if self.end_of_input or source.is_finished():
+                self._end_input()
+                if self._may_finish():
+                    return
+                await self._idle(None)
+                continue
             emitted = source.emit_next(batch_size)
             if self.writers and any(w.has_pending for w in self.writers):
                 await self.drain_outputs()
             now = loop_time()
             if not emitted:
-                self.flush_outputs()
-                await self.drain_outputs()
                 last_flush = now
-                self._wakeup.clear()
-                if not self._mail:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wakeup.wait(), timeout=source.reader.next_available_in()
-                        )
+                await self._idle(source.reader.next_available_in())
                 continue
             if now - last_flush >= self.linger_s:
                 self.flush_outputs()
@@ -192,16 +229,14 @@ class Task:
         while not self._cancelled:
             if self._mail:
                 self._run_mail()
+            self._check_failure()
             polled = gate.poll()
             if polled is None:
-                if gate.all_finished():
+                if gate.all_finished() and self._may_finish():
                     return
-                self.flush_outputs()
-                await self.drain_outputs()
                 last_flush = loop_time()
-                self._wakeup.clear()
-                if not gate.has_ready() and not self._mail and not self._cancelled:
-                    await self._wakeup.wait()
+                if not gate.has_ready():
+                    await self._idle(None)
                 continue
             channel, item = polled
             if item.__class__ is Batch:
@@ -216,6 +251,19 @@ class Task:
             if now - last_flush >= self.linger_s:
                 self.flush_outputs()
                 last_flush = now
+
+    def _channel_ended(self, channel: int) -> None:
+        """No more records on ``channel`` (end of data, or end of partition)."""
+        if self._eod[channel]:
+            return
+        self._eod[channel] = True
+        assert self.gate is not None
+        logical = self.gate.input_of[channel]
+        self._inputs_left[logical] -= 1
+        if self._inputs_left[logical] == 0:
+            self.head.end_input(logical)
+        if all(self._eod):
+            self._end_input()
 
     def _on_event(self, channel: int, event: Any) -> None:
         valve = self.valve
@@ -235,17 +283,14 @@ class Task:
                 raise RuntimeError(f"{self.name}: got a checkpoint barrier without a handler")
             self.barrier_handler.on_barrier(self, channel, event)
         elif kind is EndOfData:
-            return
+            self._channel_ended(channel)
         elif kind is EndOfPartition:
             self.gate.mark_finished(channel)
-            if self.barrier_handler is not None:
-                self.barrier_handler.on_channel_finished(self, channel)
             advanced = valve.on_finished(channel)
             if advanced is not None:
                 self.head.process_watermark(advanced)
-            logical = self.gate.input_of[channel]
-            self._inputs_left[logical] -= 1
-            if self._inputs_left[logical] == 0:
-                self.head.end_input(logical)
+            self._channel_ended(channel)
+            if self.barrier_handler is not None:
+                self.barrier_handler.on_channel_finished(self, channel)
         else:
             raise RuntimeError(f"{self.name}: unexpected channel item {event!r}")

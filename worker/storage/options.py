@@ -118,6 +118,15 @@ class S3Options:
         given = {k: v for k, v in values.items() if v is not None}
         return cls(**given)  # type: ignore[arg-type]  # each value was checked above
 
+    def sse_arguments(self) -> dict[str, str]:
+        """Server-side encryption arguments for PutObject and CreateMultipartUpload."""
+        arguments: dict[str, str] = {}
+        if self.sse:
+            arguments["ServerSideEncryption"] = self.sse
+        if self.sse_kms_key_id:
+            arguments["SSEKMSKeyId"] = self.sse_kms_key_id
+        return arguments
+
     def replace(self, **changes: object) -> S3Options:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 

@@ -26,6 +26,19 @@ _PERMISSIONS = (
 )
 
 
+class S3RequestFailed(errors.StorageError):
+    """An S3 error response the storage may handle itself (412, 409, 416, NoSuchUpload...)."""
+
+    def __init__(
+        self, message: str, *, location: str, code: str, status: int, retried: bool = False
+    ) -> None:
+        super().__init__(message, location=location)
+        self.code = code
+        self.status = status
+        self.retried = retried
+        """The request was retried: an earlier attempt may have taken effect."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Where:
     """What a failed request was about."""
@@ -38,10 +51,25 @@ class Where:
 
 
 def from_response(
-    where: Where, *, operation: str, code: str, status: int, message: str, key: str | None
+    where: Where,
+    *,
+    operation: str,
+    code: str,
+    status: int,
+    message: str,
+    key: str | None,
+    retried: bool = False,
 ) -> errors.StorageError:
     """The error to raise for an S3 error response."""
     at = f"at endpoint {where.endpoint}"
+    if code in ("NoSuchUpload", "InvalidRange", "PreconditionFailed"):
+        return S3RequestFailed(  # answers the storage handles itself
+            f"{operation} of {where.location} {at}: {code}: {message}",
+            location=where.location,
+            code=code,
+            status=status,
+            retried=retried,
+        )
     if code == "NoSuchBucket" or (status == 404 and key is None):
         return bucket_not_found(where)
     if code in ("NoSuchKey", "NotFound", "404") or status == 404:
@@ -71,6 +99,14 @@ def from_response(
             f"{operation} of {where.location} {at} was refused: {code}: {message}; {_CHECKSUM_FIX}",
             location=where.location,
         )
+    if code == "NotImplemented" or status == 501:
+        return S3RequestFailed(
+            f"{operation} of {where.location} {at}: the server does not implement this request "
+            f"({code}: {message})",
+            location=where.location,
+            code="NotImplemented",
+            status=status,
+        )
     if status >= 500 or code in ("SlowDown", "RequestTimeout", "ServiceUnavailable"):
         return errors.StorageError(
             f"{operation} of {where.location} {at} failed after retries: {code}: {message}: "
@@ -78,9 +114,12 @@ def from_response(
             "retry_mode='adaptive', and check the server's health",
             location=where.location,
         )
-    return errors.StorageError(
+    return S3RequestFailed(
         f"{operation} of {where.location} {at} failed: HTTP {status} {code}: {message}",
         location=where.location,
+        code=code,
+        status=status,
+        retried=retried,
     )
 
 
@@ -107,6 +146,14 @@ def no_credentials(where: Where, *, operation: str) -> errors.StorageAccessDenie
         f"no credentials found for S3 endpoint {where.endpoint} ({operation} of "
         f"{where.location}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile "
         "(AWS_PROFILE), or give the pod an IAM role",
+        location=where.location,
+    )
+
+
+def put_if_absent_unsupported(where: Where) -> errors.PutIfAbsentUnsupported:
+    return errors.PutIfAbsentUnsupported(
+        f"endpoint {where.endpoint} does not implement 'If-None-Match: *' on PutObject "
+        f"(writing {where.location}): use a server that does, or opt out of exactly-once",
         location=where.location,
     )
 

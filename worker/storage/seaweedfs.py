@@ -20,7 +20,6 @@ import os
 import pathlib
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -147,9 +146,14 @@ def _start(
     log_path = run_dir / "weed.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(  # noqa: S603 - fixed arguments, our own binary
-            args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-            cwd=run_dir, start_new_session=True, preexec_fn=_die_with_parent,
-        )  # fmt: skip
+            _with_parent_death_signal(args),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=run_dir,
+            start_new_session=True,
+        )
     _RUNNING[process.pid] = (process, tuple(ports.values()))
     server = SeaweedFSServer(
         endpoint_url=f"http://127.0.0.1:{ports['s3.port']}",
@@ -221,14 +225,16 @@ def _free_port_pairs(count: int) -> list[int]:
         return chosen
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: on Linux, receive SIGTERM when the parent dies."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _with_parent_death_signal(args: list[str]) -> list[str]:
+    """On Linux, run weed under ``setpriv --pdeathsig TERM`` so it dies with its parent.
 
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    (``setpriv`` sets the signal, then execs weed: no ``preexec_fn``, which is unsafe with
+    threads, such as moto's server thread in the test session.)
+    """
+    setpriv = shutil.which("setpriv")
+    if sys.platform.startswith("linux") and setpriv:
+        return [setpriv, "--pdeathsig", "TERM", *args]
+    return args
 
 
 @atexit.register

@@ -1,13 +1,15 @@
 """Source and sink operators: the two ends of a job, adapting readers and writers.
 
-The source operator is a chain head that the task polls; it applies the timestamp assigner,
-feeds the watermark generator per batch and emits periodic watermarks on processing time.
+The source operator is a chain head that the task polls; its watermark emitter
+(:mod:`streamjob.eventtime.emitter`) applies the timestamp assigner, feeds the watermark
+generator and emits periodic watermarks on processing time.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from streamjob import errors
 from streamjob.connectors.sink import Sink, SinkContext, SinkWriter
 from streamjob.connectors.source import (
     ReaderContext,
@@ -16,19 +18,31 @@ from streamjob.connectors.source import (
     SourceSplit,
     assign_splits,
 )
+from streamjob.eventtime.emitter import WatermarkEmitter
 from streamjob.eventtime.strategy import WatermarkStrategy
-from streamjob.runtime.events import MAX_WATERMARK, MIN_WATERMARK, Batch
+from streamjob.runtime.events import MAX_WATERMARK, Batch
 from streamjob.runtime.failures import user_error
 from streamjob.runtime.operators.base import StreamOperator
 
 
 class SourceOperator(StreamOperator):
+    """Polls the reader; timestamps and watermarks go through a
+    :class:`~streamjob.eventtime.emitter.WatermarkEmitter` (periodic emission on the injected
+    clock, per-record generators, idleness). A bounded input ends with the maximum watermark.
+    """
+
     def __init__(
         self,
         source: Source,
         watermark_strategy: WatermarkStrategy | None,
         auto_watermark_interval_ms: int = 200,
     ) -> None:
+        if watermark_strategy is not None and not isinstance(watermark_strategy, WatermarkStrategy):
+            raise errors.JobDefinitionError(
+                f"from_source takes a WatermarkStrategy (e.g. WatermarkStrategy."
+                f"for_bounded_out_of_orderness(Duration.of_millis(200))), got "
+                f"{watermark_strategy!r}"
+            )
         self.source = source
         self.strategy = watermark_strategy
         self.interval_ms = auto_watermark_interval_ms
@@ -49,10 +63,17 @@ class SourceOperator(StreamOperator):
             splits = self.restored_splits
         self.reader.add_splits(splits)
         strategy = self.strategy
-        self._assigner = None if strategy is None else strategy.timestamp_assigner
-        self._generator = None if strategy is None else strategy.create_generator()
-        self._last_watermark = MIN_WATERMARK
-        self._next_emit = ctx.clock.now_ms() + self.interval_ms
+        self._emitter = (
+            None
+            if strategy is None
+            else WatermarkEmitter(
+                strategy,
+                interval_ms=self.interval_ms,
+                clock=ctx.clock,
+                output=self.output,
+                operator_name=self.name,
+            )
+        )
 
     def emit_next(self, max_records: int) -> bool:
         """Poll one batch and push it down the chain; False when nothing was available."""
@@ -61,49 +82,29 @@ class SourceOperator(StreamOperator):
             self.maybe_emit_watermark()
             return False
         records = polled.records
-        timestamps = polled.timestamps
-        assigner = self._assigner
-        if assigner is not None:
-            record: Any = None
-            try:
-                if timestamps is None:
-                    timestamps = [assigner(record, None) for record in records]
-                else:
-                    timestamps = [
-                        assigner(record, ts) for record, ts in zip(records, timestamps, strict=True)
-                    ]
-            except Exception as exc:
-                raise user_error(exc, self.name + " timestamp assigner", record) from exc
         self.records_out += len(records)
-        self.output.emit(Batch(records, timestamps))
-        generator = self._generator
-        if generator is not None and timestamps is not None:
-            punctuated = generator.on_batch(timestamps)
-            if punctuated is not None:
-                self._emit_watermark(punctuated)
-        self.maybe_emit_watermark()
+        emitter = self._emitter
+        if emitter is None:
+            self.output.emit(Batch(records, polled.timestamps))
+            return True
+        emitter.emit_batch(records, polled.timestamps)
+        emitter.on_periodic(self.ctx.clock.now_ms())
         return True
 
     def maybe_emit_watermark(self) -> None:
-        if self._generator is None:
-            return
-        now = self.ctx.clock.now_ms()
-        if now >= self._next_emit:
-            self._next_emit = now + self.interval_ms
-            self._emit_watermark(self._generator.current_watermark())
-
-    def _emit_watermark(self, timestamp: int) -> None:
-        if timestamp > self._last_watermark:
-            self._last_watermark = timestamp
-            self.output.emit_watermark(timestamp)
+        if self._emitter is not None:
+            self._emitter.on_periodic(self.ctx.clock.now_ms())
 
     def is_finished(self) -> bool:
         return self.reader.is_finished()
 
     def finish(self) -> None:
-        # Bounded input ends with the maximum watermark so every event-time window fires.
-        if self._generator is not None:
-            self._emit_watermark(MAX_WATERMARK)
+        # Bounded input ends with the maximum watermark so every event-time window fires
+        # (with or without a strategy, as in Flink).
+        if self._emitter is not None:
+            self._emitter.finish()
+        else:
+            self.output.emit_watermark(MAX_WATERMARK)
 
     def close(self) -> None:
         self.reader.close()
@@ -117,6 +118,8 @@ class SinkOperator(StreamOperator):
         self.sink = sink
         self.writer: SinkWriter
         self.records_in = 0
+        #: pending transactions of every writer of the restored checkpoint (union state)
+        self.restored_state: list[Any] | None = None
 
     def open(self) -> None:
         ctx = self.ctx
@@ -126,6 +129,8 @@ class SinkOperator(StreamOperator):
                 ctx.parallelism,
                 ctx.attempt,
                 bool(ctx.job_config.get("checkpointing")),
+                restored_state=self.restored_state,
+                attempt_id=str(ctx.job_config.get("attempt_id", ctx.attempt)),
             )
         )
 
@@ -150,3 +155,6 @@ class SinkOperator(StreamOperator):
 
     def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
         self.writer.notify_checkpoint_complete(checkpoint_id)
+
+    def notify_checkpoint_aborted(self, checkpoint_id: int) -> None:
+        self.writer.notify_checkpoint_aborted(checkpoint_id)

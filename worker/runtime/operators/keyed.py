@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streamjob import errors, functions
+from streamjob import functions
+from streamjob.runtime import timers
 from streamjob.runtime.events import Batch
 from streamjob.runtime.failures import user_error
 from streamjob.runtime.operators.base import OperatorContext, Output
@@ -67,20 +68,41 @@ class KeyedContext(functions.OnTimerContext):
 
 
 class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
-    """Runs a ``KeyedProcessFunction`` (or a plain ``(value, ctx)`` callable) per record."""
+    """Runs a ``KeyedProcessFunction`` (or a plain ``(value, ctx)`` callable) per record.
+
+    Timers (:mod:`streamjob.runtime.timers`): event-time timers fire when a watermark reaches
+    them, with their key current, before the watermark is forwarded (their outputs carry the
+    timer's timestamp); processing-time timers fire through the mailbox (outputs without a
+    timestamp). ``snapshot_keyed_sections(kg)`` covers the keyed state and the timers.
+    """
 
     def setup(self, ctx: OperatorContext, output: Output) -> None:
         super().setup(ctx, output)
+        assert ctx.key_group_range is not None
+        self.scheduler = timers.ProcessingTimeScheduler(
+            ctx.clock, ctx.mailbox, self._on_processing_time
+        )
+        self.timers = timers.InternalTimerService(
+            max_parallelism=ctx.max_parallelism,
+            key_group_range=ctx.key_group_range,
+            scheduler=self.scheduler,
+        )
+        self._timer_service: timers.KeyedTimerService | None = None
 
     def open(self) -> None:
         super().open()
         self._fn = resolve(self.function, "process_element")
+        self._on_timer: Callable[[int, Any], Any] | None = getattr(self.function, "on_timer", None)
         self._ctx = KeyedContext(self)
+        self.timers.schedule_next()
 
     def timer_service(self) -> functions.TimerService:
-        raise errors.StateError(
-            f"operator '{self.name}': timers are not available in this build of the runtime"
-        )
+        service = self._timer_service
+        if service is None:
+            service = self._timer_service = timers.KeyedTimerService(
+                self.timers, self.backend, self.ctx.clock
+            )
+        return service
 
     def process_batch(self, batch: Batch, input_index: int) -> None:
         fn = self._fn
@@ -97,6 +119,7 @@ class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
         out_ts: list[int] | None = None
         try:
             if timestamps is None:
+                ctx.current_timestamp = None
                 for record, key, kg in zip(batch.records, keys, kgs, strict=True):
                     backend.current_key = key
                     backend.current_key_group = kg
@@ -119,6 +142,66 @@ class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
         ctx.flush_side_outputs(self.output)
         if out:
             self.output.emit(Batch(out, out_ts))
+
+    # -- timers -----------------------------------------------------------------------------
+    def process_watermark(self, timestamp: int) -> None:
+        self._fire_timers(functions.TimeDomain.EVENT_TIME, timestamp)
+        self.output.emit_watermark(timestamp)
+
+    def _on_processing_time(self, now: int) -> None:
+        self._fire_timers(functions.TimeDomain.PROCESSING_TIME, now)
+
+    def _fire_timers(self, domain: functions.TimeDomain, time: int) -> None:
+        ctx = self._ctx
+        backend = self.backend
+        on_timer = self._on_timer
+        out: list[Any] = []
+        out_ts: list[int] = []
+
+        def fire(ts: int, key: Any, kg: int, namespace: Any) -> None:
+            backend.current_key = key
+            backend.current_key_group = kg
+            ctx.current_timestamp = ts
+            ctx.current_domain = domain
+            if on_timer is None:
+                return
+            try:
+                result = on_timer(ts, ctx)
+            except Exception as exc:
+                raise user_error(exc, self.name + " on_timer", None) from exc
+            if result is not None:
+                before = len(out)
+                out.extend(result)
+                out_ts.extend([ts] * (len(out) - before))
+
+        if domain is functions.TimeDomain.EVENT_TIME:
+            self.timers.advance_watermark(time, fire)
+        else:
+            self.timers.advance_processing_time(time, fire)
+        ctx.current_domain = functions.TimeDomain.EVENT_TIME
+        ctx.flush_side_outputs(self.output)
+        if out:
+            event_time = domain is functions.TimeDomain.EVENT_TIME
+            self.output.emit(Batch(out, out_ts if event_time else None))
+
+    def close(self) -> None:
+        self.scheduler.close()
+        super().close()
+
+    # -- key-group snapshots (the checkpoint layer calls these per key group) ---------------
+    def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
+        return {
+            timers.SECTION_STATE: self.backend.snapshot_key_group(key_group),
+            timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group),
+        }
+
+    def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
+        state = sections.get(timers.SECTION_STATE)
+        if state is not None:
+            self.backend.restore_key_group(key_group, state)
+        timer_blob = sections.get(timers.SECTION_TIMERS)
+        if timer_blob is not None:
+            self.timers.restore_key_group(key_group, timer_blob)
 
 
 class ReduceOperator(KeyedOperatorMixin, UserFunctionOperator):

@@ -1,0 +1,1 @@
+"""Checkpoints: coordinator, barriers, snapshots, restore, and the completed-checkpoint store."""

@@ -1,0 +1,1 @@
+"""Running jobs: the job runner (attempts, checkpoints, failover) above the runtime."""

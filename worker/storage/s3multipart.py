@@ -1,0 +1,99 @@
+"""Multipart uploads on S3: create, upload parts, complete or abort; find and abort leftovers.
+
+Used by :class:`streamjob.storage.s3.S3Storage` (``open_multipart``,
+``list_multipart_uploads``, ``abort_multipart``). It drives that storage's boto3 client but
+imports nothing of boto3: every call runs inside ``storage.translating(...)``, which turns
+boto3's exceptions into :mod:`streamjob.storage.errors`. The state machine is the one of
+:class:`streamjob.storage.base.MultipartUpload`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from streamjob.storage import base, info, keys, s3errors
+
+if TYPE_CHECKING:
+    from streamjob.storage import s3
+
+_PART_CHECKSUMS = ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256")
+
+
+def open_upload(storage: s3.S3Storage, key: str) -> S3MultipartUpload:
+    """CreateMultipartUpload (with the storage's server-side encryption settings)."""
+    full = storage.full_key(key)
+    with storage.translating("open_multipart", key):
+        response = storage.client.create_multipart_upload(
+            Bucket=storage.bucket, Key=full, **storage.sse
+        )
+    return S3MultipartUpload(storage, key=key, upload_id=response["UploadId"])
+
+
+def list_uploads(storage: s3.S3Storage, prefix: str) -> Iterator[info.MultipartUploadInfo]:
+    """Unfinished uploads under ``prefix``, sorted by key and upload id."""
+    keys.validate_prefix(prefix)
+    paginator = storage.client.get_paginator("list_multipart_uploads")
+    found: list[info.MultipartUploadInfo] = []
+    with storage.translating("list_multipart_uploads", prefix):
+        for page in paginator.paginate(Bucket=storage.bucket, Prefix=storage.root + prefix):
+            found.extend(
+                info.MultipartUploadInfo(
+                    key=upload["Key"][len(storage.root) :],
+                    upload_id=upload["UploadId"],
+                    initiated=upload.get("Initiated"),
+                )
+                for upload in page.get("Uploads", [])
+            )
+    yield from sorted(found, key=lambda u: (u.key, u.upload_id))
+
+
+def abort_upload(storage: s3.S3Storage, key: str, upload_id: str) -> None:
+    """AbortMultipartUpload; an upload that no longer exists is not an error."""
+    full = storage.full_key(key)
+    try:
+        with storage.translating("abort_multipart", key):
+            storage.client.abort_multipart_upload(
+                Bucket=storage.bucket, Key=full, UploadId=upload_id
+            )
+    except s3errors.S3RequestFailed as failed:
+        if failed.code != "NoSuchUpload":
+            raise
+
+
+class S3MultipartUpload(base.MultipartUpload):
+    """UploadPart per part; CompleteMultipartUpload with every part's ETag (and checksum)."""
+
+    def __init__(self, storage: s3.S3Storage, *, key: str, upload_id: str) -> None:
+        super().__init__(key=key, upload_id=upload_id, location=storage.location_of(key))
+        self._storage = storage
+        self._full = storage.full_key(key)
+        self._parts: list[dict[str, Any]] = []
+
+    def _do_upload_part(self, number: int, data: bytes) -> None:
+        storage = self._storage
+        with storage.translating("upload_part", self.key):
+            response = storage.client.upload_part(
+                Bucket=storage.bucket,
+                Key=self._full,
+                UploadId=self.upload_id,
+                PartNumber=number,
+                Body=data,
+            )
+        part: dict[str, Any] = {"PartNumber": number, "ETag": response["ETag"]}
+        # boto3 >= 1.36 sends part checksums; the server then wants them back on completion
+        part.update({f: response[f] for f in _PART_CHECKSUMS if f in response})  # type: ignore[literal-required]
+        self._parts.append(part)
+
+    def _do_complete(self) -> None:
+        storage = self._storage
+        with storage.translating("complete_multipart", self.key):
+            storage.client.complete_multipart_upload(
+                Bucket=storage.bucket,
+                Key=self._full,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self._parts},  # type: ignore[typeddict-item]
+            )
+
+    def _do_abort(self) -> None:
+        abort_upload(self._storage, self.key, self.upload_id)
