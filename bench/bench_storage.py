@@ -153,6 +153,7 @@ def main() -> None:
         print(f"moved {counters.bytes_written / MiB:.0f} MiB up, {counters.bytes_read / MiB:.0f} "
               f"MiB down in {counters.total_requests} storage calls")  # fmt: skip
     figures |= {"files": args.files, "file_mb": args.file_mb, "workers": args.workers}
+    figures["cpus"] = os.cpu_count()
     figures["part_mib"] = opts.multipart_chunksize // MiB
     print(json.dumps(figures))
 

@@ -176,7 +176,12 @@ class StreamEnvironment:
             adopted_max_parallelism=None if restored is None else max_parallelism_of(restored),
         )
 
-    def create_runner(self, faults: FaultInjector | None = None, storage: Any = None) -> LocalJobRunner:
+    def create_runner(
+        self,
+        faults: FaultInjector | None = None,
+        storage: Any = None,
+        wrap_storage: Callable[[Any], Any] | None = None,
+    ) -> LocalJobRunner:
         return LocalJobRunner(
             self.get_job_graph,
             self.config,
@@ -184,6 +189,7 @@ class StreamEnvironment:
             restart=self.restart_strategy,
             faults=faults,
             storage=storage,
+            wrap_storage=wrap_storage,
         )
 
     def execute(

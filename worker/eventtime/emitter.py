@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamjob import errors
 from streamjob.clock import Clock
 from streamjob.eventtime.generators import PerRecordWatermarkGenerator, WatermarkGenerator
 from streamjob.eventtime.status import emit_watermark_status
 from streamjob.eventtime.strategy import WatermarkStrategy
 from streamjob.runtime.events import MAX_WATERMARK, MIN_WATERMARK, Batch
-from streamjob.runtime.failures import user_error
+from streamjob.runtime.failures import describe_record, user_error
 from streamjob.runtime.operators.base import Output
 
 
@@ -87,10 +88,21 @@ class WatermarkEmitter:
         record: Any = None
         try:
             if timestamps is None:
-                return [assigner(record, None) for record in records]
-            return [assigner(record, ts) for record, ts in zip(records, timestamps, strict=True)]
+                stamps = [assigner(record, None) for record in records]
+            else:
+                stamps = [
+                    assigner(record, ts) for record, ts in zip(records, timestamps, strict=True)
+                ]
         except Exception as exc:
             raise user_error(exc, self._name + " timestamp assigner", record) from exc
+        if None in stamps:
+            record = records[stamps.index(None)]
+            raise errors.JobDefinitionError(
+                f"the timestamp assigner of '{self._name}' returned None for record "
+                f"{describe_record(record)}: it must return the event time in epoch "
+                "milliseconds (an int)"
+            )
+        return stamps
 
     def _emit_per_record(
         self, generator: PerRecordWatermarkGenerator, records: list[Any], timestamps: list[int]

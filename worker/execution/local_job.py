@@ -66,6 +66,7 @@ class LocalJobRunner:
         restart: RestartStrategy | None = None,
         faults: FaultInjector | None = None,
         storage: CheckpointStorage | None = None,
+        wrap_storage: Callable[[CheckpointStorage], CheckpointStorage] | None = None,
     ) -> None:
         self.build_graph = build_graph
         self.config = config
@@ -73,6 +74,7 @@ class LocalJobRunner:
         self.restart = restart or default_restart_strategy(checkpointing=checkpoint is not None)
         self.faults = faults or FaultInjector()
         self._root_storage = storage
+        self._wrap = wrap_storage or (lambda storage: storage)
         self.job_id = ""
         self.store: CheckpointStore | None = None
         self.coordinator: CheckpointCoordinator | None = None
@@ -93,7 +95,7 @@ class LocalJobRunner:
         cfg = self.checkpoint
         if cfg is None:
             return
-        root = self._root_storage or open_storage(cfg.directory)
+        root = self._wrap(self._root_storage or open_storage(cfg.directory))
         if cfg.mode is CheckpointingMode.EXACTLY_ONCE and not cfg.allow_unsafe_storage:
             caps = root.probe()
             if not caps.put_if_absent_safe:
@@ -115,7 +117,7 @@ class LocalJobRunner:
         if latest is not None:
             return latest, self.store.storage, self.store.describe(latest.checkpoint_id)
         if cfg.from_savepoint:
-            storage = open_storage(cfg.from_savepoint)
+            storage = self._wrap(open_storage(cfg.from_savepoint))
             data = storage.get(layout.METADATA)
             meta = CheckpointMetadata.from_bytes(
                 data, location=storage.location_of(layout.METADATA)
@@ -200,6 +202,7 @@ class LocalJobRunner:
             if meta is not None and restore_storage is not None:
                 for task in executor.tasks:
                     stats = restore_task(task, meta, restore_storage, self.faults)
+                    info.restore_per_task[task.name] = stats
                     info.restore_stats.bytes_read += stats.bytes_read
                     info.restore_stats.key_groups += stats.key_groups
                     info.restore_stats.requests += stats.requests
@@ -408,7 +411,7 @@ class LocalJobRunner:
                 committed = await loop.run_in_executor(
                     self._uploads, storage.put_if_absent, layout.METADATA, meta.to_bytes()
                 )
-                path = storage.url
+                path = target  # as the user named it (a path stays a path)
             else:
                 committed = await loop.run_in_executor(self._uploads, store.commit, meta)
                 path = store.describe(checkpoint_id)
@@ -451,9 +454,8 @@ class LocalJobRunner:
             self._stopped = True
             if self.result is not None:
                 self.result.savepoint_path = path
-            await asyncio.sleep(0)
             if self.executor is not None:
-                self.executor.cancel()
+                self.executor.stop()
 
     def checkpoint_retained(self) -> int:
         return self.checkpoint.retained if self.checkpoint is not None else 1

@@ -20,6 +20,7 @@ class AttemptInfo:
     source_records: int = 0
     #: positions of every source split in the restored checkpoint (uid -> [[split, pos]])
     restored_positions: dict[str, list[Any]] = field(default_factory=dict)
+    restore_per_task: dict[str, RestoreStats] = field(default_factory=dict)
 
 
 @dataclass

@@ -128,3 +128,8 @@ class LocalExecutor:
     def cancel(self) -> None:
         for task in self.tasks:
             task.cancel()
+
+    def stop(self) -> None:
+        """Cancel every task once its queued mail has run."""
+        for task in self.tasks:
+            task.stop()

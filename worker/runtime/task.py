@@ -110,6 +110,10 @@ class Task:
         self._cancelled = True
         self._wakeup.set()
 
+    def stop(self) -> None:
+        """Cancel after the mail already queued (e.g. commit notifications) has run."""
+        self.post(self.cancel)
+
     def fail(self, failure: BaseException) -> None:
         """Fail this task from outside its loop (e.g. an upload thread's callback)."""
         self._failure = failure

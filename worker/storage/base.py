@@ -29,7 +29,7 @@ import types
 from collections.abc import Iterable, Iterator
 from typing import Self
 
-from streamjob.storage import errors, info, keys
+from streamjob.storage import errors, info, keys, probe
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """Minimum size of every multipart part except the last (S3's limit)."""
@@ -230,8 +230,6 @@ class CheckpointStorage(abc.ABC):
 
     def probe(self) -> info.StorageCapabilities:
         """Check access, then whether put-if-absent is honoured (sequentially and racing)."""
-        from streamjob.storage import probe  # probe uses this interface; import late
-
         return probe.probe_storage(self)
 
     def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
