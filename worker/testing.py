@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamjob.api.environment import StreamEnvironment
+from streamjob.checkpoint.faults import FaultInjector
+from streamjob.checkpoint.restart import RestartStrategy
 from streamjob.clock import ManualClock
 from streamjob.connectors.sink import Sink, SinkContext, SinkWriter, assigned
 from streamjob.connectors.source import Polled, ReaderContext, Source, SourceReader, SourceSplit
-from streamjob.checkpoint.faults import FaultInjector
-from streamjob.checkpoint.restart import RestartStrategy
 from streamjob.execution.results import JobRunResult
 
 __all__ = ["ABORT", "EOF", "PAUSE", "ManualClock", "TestingSink", "TestingSource", "run_local"]

@@ -67,7 +67,9 @@ class CrashOnce(MapFunction):
     after ``progress`` counted ``after_checkpoints`` completed checkpoints, so the restore
     is always from a checkpoint with real progress."""
 
-    def __init__(self, at: int | None, progress: Progress | None, after_checkpoints: int = 2) -> None:
+    def __init__(
+        self, at: int | None, progress: Progress | None, after_checkpoints: int = 2
+    ) -> None:
         self.at = at
         self.progress = progress
         self.after = after_checkpoints

@@ -12,10 +12,15 @@ Aspects covered (DESIGN.md section 10):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from streamjob import errors
+from streamjob.checkpoint.faults import FaultInjector
+from streamjob.checkpoint.restart import FixedDelayRestart, NoRestart
+from streamjob.testing import TestingSink, run_local
 from tests.checkpoint.jobs import (
     Progress,
     assert_exactly_once,
@@ -24,16 +29,13 @@ from tests.checkpoint.jobs import (
     expected_pairs,
     keyed_count,
 )
-from streamjob import errors
-from streamjob.checkpoint.faults import FaultInjector
-from streamjob.checkpoint.restart import FixedDelayRestart, NoRestart
-from streamjob.testing import TestingSink, run_local
 
 EVENTS = 8000
 
 
 def _run(sink: TestingSink, tmp_path: Path, p: int, **kwargs: object) -> object:
     crash_at = kwargs.pop("crash_at", None)
+    directory = kwargs.pop("directory", None) or str(tmp_path / "chk")
     progress = Progress()
     faults = kwargs.pop("faults", None) or FaultInjector()
     progress.attach(faults)  # type: ignore[arg-type]
@@ -41,7 +43,7 @@ def _run(sink: TestingSink, tmp_path: Path, p: int, **kwargs: object) -> object:
         keyed_count(sink, events=EVENTS, crash_at=crash_at, progress=progress),  # type: ignore[arg-type]
         parallelism=p,
         faults=faults,  # type: ignore[arg-type]
-        checkpoint_dir=str(tmp_path / "chk"),
+        checkpoint_dir=directory,
         checkpoint_interval_ms=50,
         restart=kwargs.pop("restart", FixedDelayRestart(attempts=3, delay_s=0.0)),
         **kwargs,  # type: ignore[arg-type]
@@ -61,7 +63,21 @@ def _assert_real_restore(result: object) -> None:
 @pytest.mark.parametrize("p", [1, 2])
 def test_crash_mid_stream_fails_over_exactly_once(tmp_path: Path, p: int) -> None:
     sink = TestingSink()
-    result = _run(sink, tmp_path, p, crash_at=EVENTS // 3)
+    result = _run(sink, tmp_path, p, crash_at=EVENTS // 10)
+    _assert_real_restore(result)
+    assert_exactly_once(sink, EVENTS)
+    assert_keyed_placement(sink, p)
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.parametrize("p", [1, 2])
+def test_crash_mid_stream_with_checkpoints_on_seaweedfs(
+    tmp_path: Path, p: int, seaweedfs_checkpoint_url: Callable[[], str]
+) -> None:
+    sink = TestingSink()
+    url = seaweedfs_checkpoint_url()
+    result = _run(sink, tmp_path, p, crash_at=EVENTS // 10, directory=url)
+    assert result.attempts[-1].restored_from.startswith(url)  # type: ignore[attr-defined]
     _assert_real_restore(result)
     assert_exactly_once(sink, EVENTS)
     assert_keyed_placement(sink, p)
@@ -70,10 +86,10 @@ def test_crash_mid_stream_fails_over_exactly_once(tmp_path: Path, p: int) -> Non
 def test_a_new_run_on_the_same_directory_resumes(tmp_path: Path) -> None:
     sink = TestingSink()
     with pytest.raises(errors.JobFailedError, match="simulated crash"):
-        _run(sink, tmp_path, 2, crash_at=EVENTS // 3, restart=NoRestart())
+        _run(sink, tmp_path, 2, crash_at=EVENTS // 10, restart=NoRestart())
     partial = len(sink.committed)
     assert 0 < partial < EVENTS
-    result = _run(sink, tmp_path, 2, crash_at=EVENTS // 3)  # CrashOnce is fresh: no crash
+    result = _run(sink, tmp_path, 2, crash_at=EVENTS // 10)  # CrashOnce is fresh: no crash
     _assert_real_restore_new_run(result)
     assert_exactly_once(sink, EVENTS)
 
@@ -100,11 +116,25 @@ def test_named_fault_points(tmp_path: Path, point: str, p: int) -> None:
     assert_exactly_once(sink, EVENTS)
 
 
+@pytest.mark.seaweedfs
+@pytest.mark.parametrize("point", ["mid_upload", "after_metadata", "during_notify"])
+def test_named_fault_points_on_seaweedfs(
+    tmp_path: Path, point: str, seaweedfs_checkpoint_url: Callable[[], str]
+) -> None:
+    faults = FaultInjector()
+    faults.arm(point, when=lambda ctx: ctx.get("checkpoint_id", 0) >= 2)
+    sink = TestingSink()
+    result = _run(sink, tmp_path, 2, faults=faults, directory=seaweedfs_checkpoint_url())
+    assert faults.fired
+    _assert_real_restore(result)
+    assert_exactly_once(sink, EVENTS)
+
+
 def test_fault_during_restore_retries_the_restore(tmp_path: Path) -> None:
     faults = FaultInjector()
     faults.arm("during_restore")
     sink = TestingSink()
-    result = _run(sink, tmp_path, 2, crash_at=EVENTS // 3, faults=faults)
+    result = _run(sink, tmp_path, 2, crash_at=EVENTS // 10, faults=faults)
     assert faults.fired
     assert len(result.attempts) >= 3  # type: ignore[attr-defined]
     assert_exactly_once(sink, EVENTS)

@@ -27,15 +27,20 @@ from streamjob.checkpoint.restart import FixedDelayRestart
 from streamjob.execution.results import JobRunResult
 from streamjob.storage.counting import CountingStorage
 from streamjob.testing import TestingSink
-from tests.checkpoint.jobs import assert_exactly_once, keyed_count, key_of, Progress
+from tests.checkpoint.jobs import Progress, assert_exactly_once, key_of, keyed_count
 
 EVENTS = 9000
 
 
 def _env(sink: TestingSink, p: int, chk: Path, **settings_: Any) -> StreamEnvironment:
     env = StreamEnvironment(parallelism=p)
-    keyed_count(sink, events=EVENTS, rate=30_000, crash_at=settings_.pop("crash_at", None),
-                progress=settings_.pop("progress", None))(env)
+    keyed_count(
+        sink,
+        events=EVENTS,
+        rate=30_000,
+        crash_at=settings_.pop("crash_at", None),
+        progress=settings_.pop("progress", None),
+    )(env)
     env.configure_checkpoints(directory=str(chk), interval_ms=50, **settings_)
     env.set_restart_strategy(FixedDelayRestart(attempts=3, delay_s=0.0))
     return env
@@ -70,7 +75,9 @@ def test_stop_with_savepoint_then_rescale_2_3_1(tmp_path: Path) -> None:
         counters.append(counting)
         return counting
 
-    sp1, r1 = asyncio.run(_run_until_stopped(_env(sink, 2, tmp_path / "a"), tmp_path / "sp", EVENTS // 3))
+    sp1, _ = asyncio.run(
+        _run_until_stopped(_env(sink, 2, tmp_path / "a"), tmp_path / "sp", EVENTS // 3)
+    )
     leg1 = len(sink.committed)
     sp2, r2 = asyncio.run(
         _run_until_stopped(
@@ -113,7 +120,9 @@ def test_stop_with_savepoint_then_rescale_2_3_1(tmp_path: Path) -> None:
 
 def test_savepoint_is_relocatable(tmp_path: Path) -> None:
     sink = TestingSink()
-    sp, _ = asyncio.run(_run_until_stopped(_env(sink, 2, tmp_path / "a"), tmp_path / "sp", EVENTS // 2))
+    sp, _ = asyncio.run(
+        _run_until_stopped(_env(sink, 2, tmp_path / "a"), tmp_path / "sp", EVENTS // 2)
+    )
     moved = tmp_path / "elsewhere" / "my-savepoint"
     shutil.copytree(sp, moved)
     shutil.rmtree(sp)
@@ -122,7 +131,9 @@ def test_savepoint_is_relocatable(tmp_path: Path) -> None:
     assert_exactly_once(sink, EVENTS)
 
 
-async def _intermediate_savepoint(env: StreamEnvironment, savepoints: Path, sink: TestingSink) -> tuple[str, int, JobRunResult]:
+async def _intermediate_savepoint(
+    env: StreamEnvironment, savepoints: Path, sink: TestingSink
+) -> tuple[str, int, JobRunResult]:
     runner = env.create_runner()
     run = asyncio.ensure_future(runner.run())
     while runner.result is None or runner.result.source_records < EVENTS // 3:
@@ -143,7 +154,9 @@ async def _intermediate_savepoint(env: StreamEnvironment, savepoints: Path, sink
     return path, len(committed_own), result
 
 
-def test_intermediate_savepoint_commits_nothing_and_is_not_used_for_recovery(tmp_path: Path) -> None:
+def test_intermediate_savepoint_commits_nothing_and_is_not_used_for_recovery(
+    tmp_path: Path,
+) -> None:
     sink = TestingSink()
     progress = Progress()
     env = _env(sink, 2, tmp_path / "a", crash_at=2 * EVENTS // 3, progress=progress)
@@ -152,7 +165,7 @@ def test_intermediate_savepoint_commits_nothing_and_is_not_used_for_recovery(tmp
     faults = progress.attach(FaultInjector())
     original = env.create_runner
     env.create_runner = lambda **kw: original(faults=faults, **kw)  # type: ignore[method-assign]
-    path, committed_by_savepoint, result = asyncio.run(
+    _, committed_by_savepoint, result = asyncio.run(
         _intermediate_savepoint(env, tmp_path / "sp", sink)
     )
     assert committed_by_savepoint == 0
@@ -162,8 +175,14 @@ def test_intermediate_savepoint_commits_nothing_and_is_not_used_for_recovery(tmp
     assert_exactly_once(sink, EVENTS)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.sampled_from(["crash", "rescale-1", "rescale-2", "rescale-3"]), min_size=1, max_size=3))
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.sampled_from(["crash", "rescale-1", "rescale-2", "rescale-3"]), min_size=1, max_size=3
+    )
+)
 def test_random_crashes_and_rescales_are_exactly_once(tmp_path: Path, steps: list[str]) -> None:
     base = tmp_path / f"run-{abs(hash(tuple(steps))) % 10**8}-{len(list(tmp_path.iterdir()))}"
     sink = TestingSink()
@@ -173,7 +192,10 @@ def test_random_crashes_and_rescales_are_exactly_once(tmp_path: Path, steps: lis
         progress = Progress()
         crash = step == "crash"
         env = _env(
-            sink, p, base / f"leg{n}", from_savepoint=savepoint,
+            sink,
+            p,
+            base / f"leg{n}",
+            from_savepoint=savepoint,
             crash_at=(n + 1) * EVENTS // (len(steps) + 2) if crash else None,
             progress=progress if crash else None,
         )
@@ -187,9 +209,7 @@ def test_random_crashes_and_rescales_are_exactly_once(tmp_path: Path, steps: lis
             assert result.state == "FINISHED"
             break  # the job ran to the end through its failover
         p_next = int(step.split("-")[1])
-        savepoint, _ = asyncio.run(
-            _run_until_stopped(env, base / "sp", EVENTS // (len(steps) + 2))
-        )
+        savepoint, _ = asyncio.run(_run_until_stopped(env, base / "sp", EVENTS // (len(steps) + 2)))
         p = p_next
     else:
         env = _env(sink, p, base / "final", from_savepoint=savepoint)

@@ -15,15 +15,15 @@ from typing import Any
 
 from streamjob import errors
 from streamjob.api.datastream import DataStream
-from streamjob.connectors.collection import CollectionSource
-from streamjob.connectors.files import TextFileSource
-from streamjob.connectors.source import Source
-from streamjob.eventtime.strategy import WatermarkStrategy
 from streamjob.checkpoint.config import CheckpointConfig, CheckpointingMode
 from streamjob.checkpoint.faults import FaultInjector
 from streamjob.checkpoint.metadata import CheckpointMetadata
 from streamjob.checkpoint.restart import RestartStrategy
 from streamjob.checkpoint.restoring import max_parallelism_of
+from streamjob.connectors.collection import CollectionSource
+from streamjob.connectors.files import TextFileSource
+from streamjob.connectors.source import Source
+from streamjob.eventtime.strategy import WatermarkStrategy
 from streamjob.execution.local_job import LocalJobRunner
 from streamjob.execution.results import JobRunResult
 from streamjob.runtime.config import ExecutionConfig

@@ -96,9 +96,7 @@ class CheckpointMetadata:
         return None
 
     def files(self) -> list[tuple[str, int]]:
-        return sorted(
-            {(h.path, h.size) for op in self.operators for h in op.keyed_handles}
-        )
+        return sorted({(h.path, h.size) for op in self.operators for h in op.keyed_handles})
 
     def total_size(self) -> int:
         return sum(size for _, size in self.files())
@@ -212,5 +210,5 @@ def _encode_element(value: Any) -> Any:
 
 def _decode_element(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"$pickle"}:
-        return pickle.loads(base64.b64decode(value["$pickle"]))  # noqa: S301 - documented
+        return pickle.loads(base64.b64decode(value["$pickle"]))
     return value

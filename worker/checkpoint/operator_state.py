@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamjob.connectors.source import SourceSplit
 from streamjob.runtime.operators.base import StreamOperator
 from streamjob.runtime.operators.io import SinkOperator, SourceOperator
-from streamjob.connectors.source import SourceSplit
 from streamjob.state import canonical
 
 SPLITS = "source-splits"
@@ -35,7 +35,7 @@ def keyed_blob(op: StreamOperator, key_group: int) -> bytes:
         blob = backend.snapshot_key_group(key_group)
     for name, body in sorted(sections.items()):
         blob = canonical.append_section(blob, f"op/{name}", body)
-    return blob  # type: ignore[no-any-return]
+    return blob
 
 
 def restore_keyed_blob(op: StreamOperator, key_group: int, blob: bytes) -> None:
@@ -48,7 +48,9 @@ def restore_keyed_blob(op: StreamOperator, key_group: int, blob: bytes) -> None:
             restore_extra(key_group, own)
 
 
-def snapshot_operator_state(op: StreamOperator, checkpoint_id: int) -> dict[str, tuple[str, list[Any]]]:
+def snapshot_operator_state(
+    op: StreamOperator, checkpoint_id: int
+) -> dict[str, tuple[str, list[Any]]]:
     if isinstance(op, SourceOperator):
         splits = op.reader.snapshot_splits()
         return {SPLITS: ("split", [[s.split_id, s.position] for s in splits])}

@@ -34,9 +34,7 @@ def check_restorable(
 ) -> None:
     """Every operator with state in ``meta`` must exist in the job, by uid."""
     uids = {node.uid for node in graph.nodes.values()}
-    missing = [
-        op for op in meta.operators if op.uid not in uids and _has_state(op)
-    ]
+    missing = [op for op in meta.operators if op.uid not in uids and _has_state(op)]
     if missing and not allow_non_restored_state:
         names = ", ".join(f"{op.uid!r} ({op.name})" for op in missing)
         raise errors.RestoreError(
@@ -78,7 +76,9 @@ def restore_task(
             faults.hit("during_restore", task=task.name, checkpoint_id=meta.checkpoint_id)
         if op.is_keyed:
             _restore_keyed(op, old, storage, stats)
-        restore_operator_state(op, _operator_state_for(old, op.ctx.subtask_index, op.ctx.parallelism))
+        restore_operator_state(
+            op, _operator_state_for(old, op.ctx.subtask_index, op.ctx.parallelism)
+        )
     return stats
 
 
@@ -113,11 +113,15 @@ def _restore_keyed(
             stats.key_groups += 1
 
 
-def _operator_state_for(old: OperatorMetadata, subtask: int, parallelism: int) -> dict[str, list[Any]]:
+def _operator_state_for(
+    old: OperatorMetadata, subtask: int, parallelism: int
+) -> dict[str, list[Any]]:
     state: dict[str, list[Any]] = {}
     for name, entry in old.operator_state.items():
         elements = entry.all_elements()
-        state[name] = elements if entry.mode == "union" else _round_robin(elements, subtask, parallelism)
+        state[name] = (
+            elements if entry.mode == "union" else _round_robin(elements, subtask, parallelism)
+        )
     return state
 
 

@@ -114,7 +114,9 @@ class TaskCheckpointer:
         self.uploads.add(future)
         future.add_done_callback(lambda f: self._uploaded(f, cid, sync_ms))
 
-    def _snapshot(self, checkpoint_id: int) -> list[tuple[OperatorSnapshot, bytearray, dict[int, tuple[int, int]]]]:
+    def _snapshot(
+        self, checkpoint_id: int
+    ) -> list[tuple[OperatorSnapshot, bytearray, dict[int, tuple[int, int]]]]:
         task = self.task
         out = []
         for op in task.operators:

@@ -9,6 +9,7 @@ store only ever lists and deletes under its own job's root.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -111,17 +112,13 @@ class CheckpointStore:
 
     def commit(self, meta: CheckpointMetadata) -> bool:
         """Write ``_metadata`` with put-if-absent: True if this call committed it."""
-        return self.storage.put_if_absent(
-            layout.metadata_key(meta.checkpoint_id), meta.to_bytes()
-        )
+        return self.storage.put_if_absent(layout.metadata_key(meta.checkpoint_id), meta.to_bytes())
 
     def discard(self, checkpoint_id: int) -> None:
         """Delete a checkpoint: its ``_metadata`` first, then its files."""
         prefix = layout.checkpoint_dir(checkpoint_id) + "/"
-        try:
+        with contextlib.suppress(ObjectNotFound):
             self.storage.delete(layout.metadata_key(checkpoint_id))
-        except ObjectNotFound:
-            pass
         self.storage.delete_prefix(prefix)
 
     def retain(self, keep: int) -> list[int]:

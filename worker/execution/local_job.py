@@ -18,12 +18,12 @@ The same coordinator logic serves the JobManager of the distributed runtime.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from streamjob import errors
 from streamjob.checkpoint import layout
@@ -108,7 +108,9 @@ class LocalJobRunner:
         self.job_id = cfg.job_id or layout.derive_job_id(root.url)
         self.store = CheckpointStore(root.child(self.job_id), self.job_id)
 
-    def _start_point(self) -> tuple[CheckpointMetadata | None, CheckpointStorage | None, str | None]:
+    def _start_point(
+        self,
+    ) -> tuple[CheckpointMetadata | None, CheckpointStorage | None, str | None]:
         """The start rule: my latest completed checkpoint, else the savepoint, else empty."""
         cfg = self.checkpoint
         if cfg is None or self.store is None or not cfg.restore:
@@ -248,8 +250,9 @@ class LocalJobRunner:
             ticker = asyncio.ensure_future(self._tick_loop(executor))
         try:
             while True:
-                done, _ = await asyncio.wait({run} | ({ticker} if ticker else set()),
-                                             return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {run} | ({ticker} if ticker else set()), return_when=asyncio.FIRST_COMPLETED
+                )
                 if run in done:
                     run.result()
                     return
@@ -353,7 +356,7 @@ class LocalJobRunner:
         for task in live:
             if task.gate is None:
                 checkpointer = self._checkpointers[(task.vertex_id, task.subtask_index)]
-                task.post(lambda c=checkpointer: c.trigger_at_source(barrier))
+                task.post(functools.partial(checkpointer.trigger_at_source, barrier))
         return pending
 
     # -- acknowledgements and commit ----------------------------------------------------------
@@ -380,7 +383,7 @@ class LocalJobRunner:
             request.fail(f"savepoint {checkpoint_id} failed: {reason}")
         must_fail = coordinator.abort(checkpoint_id, reason)
         for checkpointer in self._checkpointers.values():
-            checkpointer.task.post(lambda c=checkpointer: c.notify_aborted(checkpoint_id))
+            checkpointer.task.post(functools.partial(checkpointer.notify_aborted, checkpoint_id))
         if must_fail:
             failure = errors.CheckpointError(
                 f"checkpoint {checkpoint_id} failed ({reason}) and the tolerable checkpoint "
@@ -446,7 +449,7 @@ class LocalJobRunner:
         for checkpointer in self._checkpointers.values():
             if not checkpointer.task.finished:
                 checkpointer.task.post(
-                    lambda c=checkpointer: c.notify_complete(checkpoint_id)
+                    functools.partial(checkpointer.notify_complete, checkpoint_id)
                 )
         if not pending.is_savepoint:
             await loop.run_in_executor(self._uploads, store.retain, self.checkpoint_retained())

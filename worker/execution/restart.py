@@ -34,7 +34,9 @@ def parse_restart_strategy(text: str) -> RestartStrategy:
         if name == "none":
             return NoRestart()
         if name == "fixed-delay":
-            return FixedDelayRestart(int(args[0]) if args else 3, float(args[1]) if len(args) > 1 else 1.0)
+            return FixedDelayRestart(
+                int(args[0]) if args else 3, float(args[1]) if len(args) > 1 else 1.0
+            )
         if name == "exponential-delay":
             return ExponentialDelayRestart(max_attempts=int(args[0]) if args else None)
         if name == "failure-rate":

@@ -184,17 +184,17 @@ class Task:
         await self.drain_outputs()
         self.finished = True
 
-    async def _idle(self, timeout: float | None) -> None:
+    async def _idle(self, wait_s: float | None) -> None:
         self.flush_outputs()
         await self.drain_outputs()
         self._wakeup.clear()
         if self._mail or self._cancelled or self._failure is not None:
             return
-        if timeout is None:
+        if wait_s is None:
             await self._wakeup.wait()
         else:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait_s)
 
     async def _run_source(self, source: SourceOperator) -> None:
         loop_time = time.monotonic
