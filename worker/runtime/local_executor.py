@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from streamjob import errors
 from streamjob.runtime.channels import LocalChannel
 from streamjob.runtime.config import ExecutionConfig
-from streamjob.runtime.deploy import build_task, channel_pairs
+from streamjob.runtime.deploy import ChannelFactory, build_task
 from streamjob.runtime.graph import JobEdge, JobGraph
 from streamjob.runtime.task import Task, TaskCancelled
 
@@ -61,17 +61,25 @@ class JobResult:
 
 
 class LocalExecutor:
-    def __init__(self, graph: JobGraph, config: ExecutionConfig | None = None) -> None:
+    def __init__(
+        self,
+        graph: JobGraph,
+        config: ExecutionConfig | None = None,
+        *,
+        channels: ChannelFactory | None = None,
+        subtasks: Iterable[tuple[int, int]] | None = None,
+    ) -> None:
+        """Build ``subtasks`` ((vertex id, index); default: all) over ``channels`` (default:
+        in-memory pairs; the TCP factory must be prepared first)."""
         self.graph = graph
         self.config = config or ExecutionConfig()
-        self.channels = LocalChannels(self.config.credits)
+        self.channels = channels or LocalChannels(self.config.credits)
+        wanted = None if subtasks is None else set(subtasks)
         self.tasks: list[Task] = []
         for vertex in graph.vertices:
             for index in range(vertex.parallelism):
-                self.tasks.append(build_task(graph, vertex, index, self.channels, self.config))
-        for edge in graph.edges:  # make sure every channel exists even if unused
-            for i, j in channel_pairs(graph, edge):
-                self.channels.output_channel(edge, i, j)
+                if wanted is None or (vertex.id, index) in wanted:
+                    self.tasks.append(build_task(graph, vertex, index, self.channels, self.config))
 
     def progress(self, started: float) -> Progress:
         return Progress(

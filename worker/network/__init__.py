@@ -1,0 +1,1 @@
+"""The data plane between TaskManagers: TCP channels with credit-based flow control."""
