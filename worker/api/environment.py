@@ -176,6 +176,17 @@ class StreamEnvironment:
             adopted_max_parallelism=None if restored is None else max_parallelism_of(restored),
         )
 
+    def build_graph(self, *, adopted_max_parallelism: dict[str, int] | None = None) -> JobGraph:
+        """The graph at this environment's parallelism, adopting restored max parallelism."""
+        self.get_job_graph()  # validation (sinks, uids)
+        return build_job_graph(
+            self._transformations,
+            default_parallelism=self._parallelism,
+            default_max_parallelism=self._max_parallelism,
+            chaining=self.chaining,
+            adopted_max_parallelism=adopted_max_parallelism,
+        )
+
     def create_runner(
         self,
         faults: FaultInjector | None = None,

@@ -124,7 +124,7 @@ class CheckpointMetadata:
                         name: {
                             "mode": entry.mode,
                             "per_subtask": [
-                                [_encode_element(e) for e in part] for part in entry.per_subtask
+                                [encode_element(e) for e in part] for part in entry.per_subtask
                             ],
                         }
                         for name, entry in sorted(op.operator_state.items())
@@ -183,7 +183,7 @@ def _operator_from_json(op: dict[str, Any]) -> OperatorMetadata:
         operator_state={
             name: OperatorStateEntry(
                 mode=str(entry["mode"]),
-                per_subtask=[[_decode_element(e) for e in part] for part in entry["per_subtask"]],
+                per_subtask=[[decode_element(e) for e in part] for part in entry["per_subtask"]],
             )
             for name, entry in op.get("operator_state", {}).items()
         },
@@ -202,13 +202,13 @@ def _is_json_value(value: Any) -> bool:
     return False
 
 
-def _encode_element(value: Any) -> Any:
+def encode_element(value: Any) -> Any:
     if _is_json_value(value):
         return value
     return {"$pickle": base64.b64encode(pickle.dumps(value, protocol=5)).decode("ascii")}
 
 
-def _decode_element(value: Any) -> Any:
+def decode_element(value: Any) -> Any:
     if isinstance(value, dict) and set(value) == {"$pickle"}:
         return pickle.loads(base64.b64decode(value["$pickle"]))
     return value

@@ -27,6 +27,8 @@ class SavepointRequest:
     location: str
     stop: bool = False
     drain: bool = False
+    #: a regular checkpoint (into the job's own directory) rather than a savepoint
+    checkpoint: bool = False
     triggered: bool = False
     checkpoint_id: int | None = None
     done: asyncio.Future[str] = field(
@@ -34,6 +36,8 @@ class SavepointRequest:
     )
 
     def options(self) -> CheckpointOptions:
+        if self.checkpoint:
+            return CheckpointOptions(aligned=True, stop=self.stop, drain=self.drain)
         return CheckpointOptions(
             kind=CheckpointKind.SAVEPOINT,
             aligned=True,

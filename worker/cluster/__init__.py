@@ -1,0 +1,1 @@
+"""The distributed runtime: JobManager and TaskManager processes over HTTP and TCP."""
