@@ -8,6 +8,7 @@ is atomic and idempotent); pending transactions under ``OUT/pending``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -66,10 +67,8 @@ class _Writer(SinkWriter):
     def _commit(self, txn: str) -> None:
         target = self.committed_dir / txn
         if not target.exists():
-            try:
+            with contextlib.suppress(FileExistsError):
                 os.link(self.pending_dir / txn, target)
-            except FileExistsError:
-                pass
 
     def snapshot_state(self, checkpoint_id: int) -> list[Any]:
         if self.open:

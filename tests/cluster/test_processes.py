@@ -105,3 +105,63 @@ def test_a_killed_taskmanager_fails_over_exactly_once(tmp_path: Path, detection:
         cluster.start_taskmanager()  # the replacement pod
         assert cluster.wait_exit(120) == 0, cluster.logs()
     _check(out, events)
+
+
+def _completed(cluster: object) -> int:
+    job = cluster.job()  # type: ignore[attr-defined]
+    if not job:
+        return 0
+    return int(cluster.get(f"/jobs/{job['id']}/checkpoints")["completed"])  # type: ignore[attr-defined]
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_jobmanager_restarts_and_resumes_from_storage(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    events = 30000
+    env = {"STREAMJOB_TEST_OUT": str(out), "STREAMJOB_TEST_EVENTS": str(events),
+           "STREAMJOB_TEST_RATE": "10000"}
+    args = (JOB, "-p", "2", "--checkpoint-dir", str(tmp_path / "chk"),
+            "--checkpoint-interval", "0.2", "--heartbeat-timeout", "2",
+            "--restart-strategy", "fixed-delay:5:0.2")
+    with local_cluster(tmp_path, env) as cluster:
+        cluster.start_jobmanager(*args)
+        cluster.start_taskmanager()
+        cluster.start_taskmanager()
+        cluster.wait_for(lambda: _completed(cluster) >= 2, 60, "two completed checkpoints")
+        first_epoch = cluster.get("/healthz")["epoch"]
+        assert cluster.jobmanager is not None
+        cluster.jobmanager.send_signal(signal.SIGKILL)
+        cluster.jobmanager.wait(5)
+        cluster.start_jobmanager(*args)  # the replacement JobManager pod
+        job = cluster.wait_for(cluster.job, 30, "the new JobManager")
+        assert cluster.get("/healthz")["epoch"] != first_epoch
+        assert cluster.wait_exit(120) == 0, cluster.logs()
+    assert job["restored_checkpoint_id"] is None or job["restored_checkpoint_id"] >= 2
+    _check(out, events)
+
+
+@pytest.mark.timeout(240)
+def test_rescale_2_3_1_through_the_rest_api(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    events = 40000
+    env = {"STREAMJOB_TEST_OUT": str(out), "STREAMJOB_TEST_EVENTS": str(events),
+           "STREAMJOB_TEST_RATE": "10000"}
+    with local_cluster(tmp_path, env) as cluster:
+        cluster.start_jobmanager(JOB, "-p", "2", "--checkpoint-dir", str(tmp_path / "chk"),
+                                 "--checkpoint-interval", "0.2")
+        for _ in range(3):
+            cluster.start_taskmanager()
+        for target in (3, 1):
+            before = _completed(cluster)
+            cluster.wait_for(lambda b=before: _completed(cluster) >= b + 2, 60, "progress")
+            job = cluster.job()
+            assert job is not None
+            response = cluster.post(f"/jobs/{job['id']}/rescale", {"parallelism": target})
+            assert response.status_code == 200, response.text
+            cluster.wait_for(
+                lambda t=target: (j := cluster.job()) and j["parallelism"] == t
+                and j["state"] == "RUNNING", 60, f"running at parallelism {target}")
+            job = cluster.job()
+            assert job is not None and job["restored_checkpoint_id"] is not None
+        assert cluster.wait_exit(180) == 0, cluster.logs()
+    _check(out, events)

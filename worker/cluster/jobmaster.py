@@ -17,6 +17,7 @@ Loop of one job (DESIGN.md section 7):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -311,10 +312,8 @@ class JobMaster:
             if self._cancel_requested:
                 raise _AttemptFailed("canceled")
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.2)
-            except TimeoutError:
-                pass
 
     def _check_heartbeats(self) -> None:
         now = time.monotonic()
@@ -441,10 +440,8 @@ class JobMaster:
         driver = self.driver
         while True:
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), TICK_S)
-            except TimeoutError:
-                pass
             self._check_heartbeats()
             if self._attempt_failure is not None:
                 raise _AttemptFailed(self._attempt_failure)
@@ -484,6 +481,7 @@ class _RemotePort:
 
     def __init__(self, jm: JobMaster) -> None:
         self.jm = jm
+        self._calls: set[asyncio.Future[None]] = set()
 
     def live_tasks(self) -> set[tuple[int, int]]:
         return {k for k, s in self.jm.task_states.items() if s != "FINISHED"}
@@ -500,7 +498,11 @@ class _RemotePort:
         for tm in sorted(set(jm.placement.values())):
             info = jm.tms.get(tm)
             if info is not None and info.alive:
-                asyncio.ensure_future(_quiet(jm.rpc.call(info.registration.rest_url, path, body)))
+                call = asyncio.ensure_future(
+                    _quiet(jm.rpc.call(info.registration.rest_url, path, body))
+                )
+                self._calls.add(call)
+                call.add_done_callback(self._calls.discard)
 
     def trigger(self, barrier: CheckpointBarrier) -> None:
         self._broadcast("/tm/trigger", {"barrier": messages.barrier_to_json(barrier)})

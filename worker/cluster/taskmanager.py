@@ -74,6 +74,12 @@ class TaskManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reported: dict[tuple[int, int], str] = {}
         self._stopped = asyncio.Event()
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        future = asyncio.ensure_future(coro)
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
 
     # -- start-up -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -82,7 +88,7 @@ class TaskManager:
         await self.register()
         self._heartbeat = HeartbeatThread(self, self.heartbeat_interval_s, self.jm_timeout_s)
         self._heartbeat.start()
-        asyncio.ensure_future(self._monitor())
+        self._spawn(self._monitor())
 
     def registration(self) -> messages.Registration:
         return messages.Registration(
@@ -114,7 +120,7 @@ class TaskManager:
         log.warning("%s: %s; cancelling tasks", self.tm_id, reason)
         self.cancel_local()
         self.epoch = None
-        asyncio.ensure_future(self.register())
+        self._spawn(self.register())
 
     # -- RPC handlers -----------------------------------------------------------------------
     def _current(self, epoch: str, attempt: int) -> bool:
@@ -189,7 +195,7 @@ class TaskManager:
         d = self.deployment
         if d is None:
             return
-        asyncio.ensure_future(
+        self._spawn(
             self.rpc.acknowledge(
                 d.epoch, d.attempt, checkpoint_id, task, messages.snapshot_to_json(snapshot)
             )
@@ -199,7 +205,7 @@ class TaskManager:
         d = self.deployment
         if d is None:
             return
-        asyncio.ensure_future(
+        self._spawn(
             self.rpc.decline(
                 d.epoch, d.attempt, checkpoint_id, task, f"{type(exc).__name__}: {exc}"
             )
