@@ -98,10 +98,11 @@ def build(env: StreamEnvironment) -> None:
     events = int(os.environ.get("STREAMJOB_TEST_EVENTS", "20000"))
     rate = float(os.environ.get("STREAMJOB_TEST_RATE", "10000"))
     source = GeneratorSource(lambda i: (key_of(i), i), count=events, rate_per_second=rate)
+    stream = env.from_source(source, source_name="numbers").uid("numbers")
+    if os.environ.get("STREAMJOB_TEST_VARIANT"):  # a different version of the job code
+        stream = stream.filter(lambda r: True).uid("extra-filter")
     (
-        env.from_source(source, source_name="numbers")
-        .uid("numbers")
-        .key_by(lambda r: r[0])
+        stream.key_by(lambda r: r[0])
         .process(CountPerKey())
         .uid("count")
         .sink_to(FileTransactionSink(os.environ["STREAMJOB_TEST_OUT"]))

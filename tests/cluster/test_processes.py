@@ -165,3 +165,43 @@ def test_rescale_2_3_1_through_the_rest_api(tmp_path: Path) -> None:
             assert job is not None and job["restored_checkpoint_id"] is not None
         assert cluster.wait_exit(180) == 0, cluster.logs()
     _check(out, events)
+
+
+@pytest.mark.timeout(240)
+def test_a_sigstopped_taskmanager_is_replaced_and_its_zombie_does_no_harm(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    events = 30000
+    env = {"STREAMJOB_TEST_OUT": str(out), "STREAMJOB_TEST_EVENTS": str(events),
+           "STREAMJOB_TEST_RATE": "10000"}
+    with local_cluster(tmp_path, env) as cluster:
+        cluster.start_jobmanager(JOB, "-p", "2", "--checkpoint-dir", str(tmp_path / "chk"),
+                                 "--checkpoint-interval", "0.2", "--heartbeat-timeout", "1.5",
+                                 "--restart-strategy", "fixed-delay:5:0.2")
+        cluster.start_taskmanager()
+        zombie = cluster.start_taskmanager()
+        cluster.wait_for(lambda: _completed(cluster) >= 2, 60, "two completed checkpoints")
+        attempt = cluster.job()["attempt"]  # type: ignore[index]
+        zombie.send_signal(signal.SIGSTOP)
+        cluster.start_taskmanager()  # the replacement
+        cluster.wait_for(
+            lambda: (j := cluster.job()) and j["attempt"] > attempt and j["state"] == "RUNNING",
+            60, "the failover onto the replacement")
+        lost = [t for t in cluster.get("/taskmanagers") if t["id"] == "tm-1"]
+        assert lost and not lost[0]["alive"] and "heartbeat" in lost[0]["lost_reason"]
+        zombie.send_signal(signal.SIGCONT)  # the zombie wakes up mid-job
+        assert cluster.wait_exit(150) == 0, cluster.logs()
+    _check(out, events)
+
+
+@pytest.mark.timeout(120)
+def test_a_taskmanager_with_different_job_code_is_refused(tmp_path: Path) -> None:
+    env = {"STREAMJOB_TEST_OUT": str(tmp_path / "out"), "STREAMJOB_TEST_EVENTS": "1000"}
+    with local_cluster(tmp_path, env) as cluster:
+        cluster.start_jobmanager(JOB, "-p", "1", "--restart-strategy", "fixed-delay:1:0.1",
+                                 "--stay")
+        cluster.env["STREAMJOB_TEST_VARIANT"] = "1"
+        cluster.start_taskmanager()
+        job = cluster.wait_for(
+            lambda: (j := cluster.job()) and j["state"] == "FAILED" and j, 60, "FAILED")
+        assert "builds a different graph" in job["failure"]
+        assert "same image" in job["failure"]
