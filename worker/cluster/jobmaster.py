@@ -126,6 +126,9 @@ class JobMaster:
         self.restored_from: str | None = None
         self.restored_checkpoint_id: int | None = None
         self.fingerprint = ""
+        #: monotonic time of the first deployment and of the end (job running time)
+        self.first_deployed: float | None = None
+        self.ended: float | None = None
 
     # -- start-up ---------------------------------------------------------------------------
     def open_storage(self) -> None:
@@ -261,6 +264,7 @@ class JobMaster:
         while True:
             self._attempt_failure = None
             outcome = await self._run_attempt(parallelism)
+            self.ended = time.monotonic()
             if outcome in ("finished", "stopped"):
                 self.state = JobState.FINISHED
                 return self.state
@@ -380,6 +384,8 @@ class JobMaster:
                 savepoint_storages=self._savepoint_storages,
             )
         self.state = JobState.RUNNING
+        if self.first_deployed is None:
+            self.first_deployed = time.monotonic()
         try:
             await self._deploy(deployment)
             return await self._supervise()
@@ -470,6 +476,11 @@ class JobMaster:
             if info.alive
         ]
         await asyncio.gather(*calls, return_exceptions=True)
+
+    def running_time_s(self) -> float | None:
+        if self.first_deployed is None:
+            return None
+        return (self.ended or time.monotonic()) - self.first_deployed
 
     async def close(self) -> None:
         await self.rpc.close()

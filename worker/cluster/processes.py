@@ -57,7 +57,12 @@ async def serve_jobmanager(jm: JobMaster, host: str, port: int, *, exit_on_end: 
     await asyncio.wait({job, asyncio.ensure_future(stop.wait())}, return_when="FIRST_COMPLETED")
     if job.done():
         state = job.result()
-        print(f"[streamjob] job {jm.job_id} {state.value}", flush=True)
+        running = jm.running_time_s()
+        print(
+            f"[streamjob] job {jm.job_id} {state.value}"
+            + ("" if running is None else f" (running time {running:.3f}s)"),
+            flush=True,
+        )
         if not exit_on_end:
             await stop.wait()
     else:

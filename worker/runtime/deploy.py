@@ -138,7 +138,13 @@ def build_task(
                 input_of.append(job_edge.edge.input_index)
 
     task_ref: list[Task] = []
-    gate = InputGate(gate_channels, input_of, lambda: task_ref[0].wake()) if gate_channels else None
+
+    def wake() -> None:
+        # Remote data may arrive before the task exists; it waits in the gate's ready queue.
+        if task_ref:
+            task_ref[0].wake()
+
+    gate = InputGate(gate_channels, input_of, wake) if gate_channels else None
     for node_id in vertex.node_ids:
         node = graph.nodes[node_id]
         op = operators[node_id]
