@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.cluster.cluster import local_cluster  # noqa: E402
+from tests.cluster.cluster import local_cluster
 
 JOB = "bench/cluster_jobs.py:w1"
 EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 2_000_000

@@ -112,7 +112,7 @@ def run_baseline(events: int) -> tuple[float, dict[tuple[int, str], float]]:
     for start in range(0, events, BATCH):
         indices = range(start, min(events, start + BATCH))
         stamps = list(map(STAMPS.__getitem__, indices))
-        for (key, value), ts in zip(w2_records(indices), stamps):
+        for (key, value), ts in zip(w2_records(indices), stamps, strict=True):
             end = ts - ts % WINDOW_MS + WINDOW_MS
             w = windows.get(end)
             if w is None:
@@ -128,7 +128,7 @@ def run_baseline(events: int) -> tuple[float, dict[tuple[int, str], float]]:
         out.extend(w.items())
         out_ts.extend([end - 1] * len(w))
     elapsed = time.perf_counter() - started
-    return elapsed, {(ts, key): total for (key, total), ts in zip(out, out_ts)}
+    return elapsed, {(ts, key): total for (key, total), ts in zip(out, out_ts, strict=True)}
 
 
 def main() -> None:
@@ -139,7 +139,7 @@ def main() -> None:
     print(f"load average before: {load()}")
     base_s, reference = run_baseline(EVENTS)
     job_s, sink, peak = run_job(EVENTS)
-    got = {(ts, key): total for (key, total), ts in zip(sink.records, sink.timestamps)}
+    got = {(ts, key): total for (key, total), ts in zip(sink.records, sink.timestamps, strict=True)}
     assert len(got) == len(sink.records), "a (window, key) result was emitted twice"
     assert got == reference, (
         f"results differ from the reference: {len(got)} vs {len(reference)} results"

@@ -11,10 +11,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from workloads import CountPerKey, w1_records  # noqa: E402
+from workloads import CountPerKey, w1_records
 
-from streamjob import GeneratorSource, StreamEnvironment  # noqa: E402
-from streamjob.connectors.basic_sinks import DiscardingSink  # noqa: E402
+from streamjob import GeneratorSource, StreamEnvironment
+from streamjob.connectors.basic_sinks import DiscardingSink
 
 
 def w1(env: StreamEnvironment) -> None:

@@ -1,0 +1,134 @@
+"""W3: W1 (a keyed running count over 100,000 Zipf keys, parallelism 1) checkpointing every second.
+
+Runs W1 without checkpoints and W3 (the same job checkpointing every 1,000 ms to a local temp
+directory) alternately, ``ROUNDS`` times each, in one process, and reports the best rate of each
+and their ratio (target: W3 >= 0.9 x W1). Also reports the checkpoints W3 completed (including
+the final one a bounded job takes after its input ends, FLIP-147), their end-to-end duration
+(trigger to ``_metadata`` committed: median and max), the synchronous part on the task loop
+(median and max: the part that takes throughput away), and their sizes.
+
+The default run is 10,000,000 events (about 6 s at W1's rate), so W3 takes several interval
+checkpoints; W1's own bench uses 2,000,000, which would leave W3 one interval checkpoint.
+Usage: ``python bench/bench_w3.py [events]``. Ends with one JSON line ``{"bench": "w3", ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+from workloads import CountPerKey, load, w1_source
+
+from streamjob import CountingSink, StreamEnvironment
+
+EVENTS = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000_000
+INTERVAL_MS = 1_000
+ROUNDS = 2
+
+
+def build(events: int) -> tuple[StreamEnvironment, CountingSink]:
+    env = StreamEnvironment(parallelism=1)
+    sink = CountingSink()
+    (
+        env.from_source(w1_source(events), source_name="generator")
+        .key_by(lambda r: r[0])
+        .process(CountPerKey())
+        .uid("count")
+        .sink_to(sink)
+    )
+    return env, sink
+
+
+def run_w1(events: int) -> float:
+    env, sink = build(events)
+    started = time.perf_counter()
+    env.execute("w1")
+    elapsed = time.perf_counter() - started
+    assert sink.count == events, f"sink saw {sink.count} records, expected {events}"
+    return events / elapsed
+
+
+def run_w3(events: int, directory: str) -> tuple[float, list[Any], list[float]]:
+    """Rate, the completed checkpoints, and each acknowledgement's synchronous part (ms)."""
+    env, sink = build(events)
+    env.configure_checkpoints(directory=directory, interval_ms=INTERVAL_MS)
+    runner = env.create_runner()
+    sync_ms: list[float] = []
+    acknowledge = runner._on_ack  # instrumentation only: records each task's sync time
+
+    def on_ack(checkpoint_id: int, task: tuple[int, int], snapshot: Any) -> None:
+        sync_ms.append(snapshot.sync_ms)
+        acknowledge(checkpoint_id, task, snapshot)
+
+    runner._on_ack = on_ack  # type: ignore[method-assign]
+    started = time.perf_counter()
+    result = asyncio.run(runner.run())
+    elapsed = time.perf_counter() - started
+    assert sink.count == events, f"sink saw {sink.count} records, expected {events}"
+    return events / elapsed, list(result.checkpoints), sync_ms
+
+
+def main() -> None:
+    print(f"W3 = W1 + checkpoint every {INTERVAL_MS} ms: {EVENTS:,} events, 100,000 keys (Zipf)")
+    print(f"load average before: {load()}")
+    w1_rates: list[float] = []
+    w3_runs: list[tuple[float, list[Any], list[float]]] = []
+    for round_ in range(ROUNDS):
+        w1_rates.append(run_w1(EVENTS))
+        with tempfile.TemporaryDirectory(prefix="bench-w3-") as directory:
+            w3_runs.append(run_w3(EVENTS, directory))
+        rate, checkpoints, _ = w3_runs[-1]
+        print(
+            f"round {round_ + 1}: W1 {w1_rates[-1]:>12,.0f} events/s   W3 {rate:>12,.0f} events/s"
+            f"   ratio {rate / w1_rates[-1]:.3f}   checkpoints {len(checkpoints)}"
+        )
+    w1_rate = max(w1_rates)
+    w3_rate, checkpoints, sync_ms = max(w3_runs, key=lambda run: run[0])
+    durations = [c.duration_ms for c in checkpoints] or [0]
+    sizes = [c.size_bytes for c in checkpoints] or [0]
+    sync = sync_ms or [0.0]
+    ratio = w3_rate / w1_rate
+    print(f"W1 (best of {ROUNDS}):          {w1_rate:>12,.0f} events/s")
+    print(f"W3 (best of {ROUNDS}):          {w3_rate:>12,.0f} events/s")
+    print(f"ratio W3/W1:             {ratio:.3f}  (target >= 0.9)")
+    print(f"checkpoints completed:   {len(checkpoints)} (the last one after end of input)")
+    print(
+        f"checkpoint duration:     median {statistics.median(durations):.0f} ms, "
+        f"max {max(durations)} ms (trigger to _metadata)"
+    )
+    print(
+        f"synchronous part:        median {statistics.median(sync):.1f} ms, "
+        f"max {max(sync):.1f} ms (on the task loop)"
+    )
+    print(f"checkpoint size:         median {statistics.median(sizes):,.0f} bytes")
+    print(f"load average after:      {load()}")
+    print(
+        json.dumps(
+            {
+                "bench": "w3",
+                "events_per_s": round(w3_rate),
+                "w1_events_per_s": round(w1_rate),
+                "ratio": round(ratio, 3),
+                "checkpoints": len(checkpoints),
+                "checkpoint_ms_median": statistics.median(durations),
+                "checkpoint_ms_max": max(durations),
+                "sync_ms_median": round(statistics.median(sync), 1),
+                "sync_ms_max": round(max(sync), 1),
+                "checkpoint_bytes_median": statistics.median(sizes),
+                "interval_ms": INTERVAL_MS,
+                "events": EVENTS,
+                "rounds": ROUNDS,
+                "parallelism": 1,
+                "load": load(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
