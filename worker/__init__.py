@@ -5,6 +5,7 @@ The public API (PyFlink's names)::
     from streamjob import StreamEnvironment, WatermarkStrategy, Duration
 """
 
+from streamjob.api.connected import ConnectedStreams
 from streamjob.api.datastream import DataStream, KeyedStream
 from streamjob.api.environment import StreamEnvironment
 from streamjob.connectors.basic_sinks import CollectSink, CountingSink, PrintSink
@@ -16,12 +17,13 @@ from streamjob.connectors.sink import Sink, SinkWriter
 from streamjob.connectors.source import Source, SourceReader, SourceSplit
 from streamjob.duration import Duration
 from streamjob.errors import JobDefinitionError, JobFailedError, StreamJobError, UserFunctionError
-from streamjob.eventtime.strategy import WatermarkStrategy
-from streamjob.functions import OutputTag
+from streamjob.eventtime.strategy import TimestampAssigner, WatermarkStrategy
+from streamjob.functions import OutputTag, TimeDomain
 
 __all__ = [
     "CollectSink",
     "CollectionSource",
+    "ConnectedStreams",
     "CountingSink",
     "DataStream",
     "Duration",
@@ -40,6 +42,8 @@ __all__ = [
     "StreamEnvironment",
     "StreamJobError",
     "TextFileSource",
+    "TimeDomain",
+    "TimestampAssigner",
     "UserFunctionError",
     "WatermarkStrategy",
 ]

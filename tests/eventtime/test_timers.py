@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from streamjob import StreamEnvironment, WatermarkStrategy, keygroups
-from streamjob.errors import StateError
 from streamjob.clock import ManualClock
+from streamjob.errors import StateError
 from streamjob.eventtime.generators import PunctuatedBoundedOutOfOrderness
 from streamjob.functions import KeyedProcessFunction, RuntimeContext, TimeDomain
 from streamjob.runtime.operators.keyed import KeyedProcessOperator

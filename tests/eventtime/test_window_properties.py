@@ -2,11 +2,13 @@
 
 Aspects covered, each at parallelism 1 and 2:
 - tumbling, sliding and session event-time windows and global windows with a (purging) count
-  trigger, with and without allowed lateness;
+  trigger, with and without allowed lateness; tumbling and sliding windows both on the fast
+  path and (under a custom trigger type) on the generic path;
 - watermarks generated per record (deterministic whatever the batching) and periodically
   from a manual clock that moves a fixed tick per polled batch;
 - records late for all their windows reach the late-data side output, exactly those;
-- processing-time tumbling and sliding windows driven by the manual clock (operator harness).
+- processing-time tumbling and sliding windows driven by the manual clock (operator harness),
+  on both paths.
 
 The source is non-parallel and feeds the window operator directly (one input channel per
 window subtask), so each subtask sees the watermarks in the same order relative to its records
@@ -29,23 +31,42 @@ from streamjob.testing import TestingSink, TestingSource, run_local
 from streamjob.windows import (
     CountTrigger,
     EventTimeSessionWindows,
+    EventTimeTrigger,
     GlobalWindows,
+    ProcessingTimeTrigger,
     PurgingTrigger,
     SlidingEventTimeWindows,
     SlidingProcessingTimeWindows,
     TumblingEventTimeWindows,
     TumblingProcessingTimeWindows,
 )
-from streamjob.windows.fast_operator import FastWindowOperator
 from streamjob.windows.functions import WindowContents
 from streamjob.windows.operator_base import WindowSpec
+from streamjob.windows.stream import make_window_operator
 
 from . import reference
 from .harness import Harness
 from .sources import TickingSource
 
 LATE = OutputTag("late")
-KINDS = ["tumbling", "sliding", "session", "global", "global-purging"]
+KINDS = [
+    "tumbling",
+    "tumbling-generic",
+    "sliding",
+    "sliding-generic",
+    "session",
+    "global",
+    "global-purging",
+]
+
+
+class GenericEventTimeTrigger(EventTimeTrigger):
+    """The default trigger's behaviour under another type: runs the generic operator."""
+
+
+class GenericProcessingTimeTrigger(ProcessingTimeTrigger):
+    """Likewise for processing time."""
+
 
 records_strategy = st.lists(
     st.tuples(
@@ -63,9 +84,9 @@ def sum_values(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def windowed(kind: str, stream: Any, lateness: int) -> Any:
     keyed = stream.key_by(lambda r: r[0])
-    if kind == "tumbling":
+    if kind.startswith("tumbling"):
         w = keyed.window(TumblingEventTimeWindows.of(20))
-    elif kind == "sliding":
+    elif kind.startswith("sliding"):
         w = keyed.window(SlidingEventTimeWindows.of(30, 10))
     elif kind == "session":
         w = keyed.window(EventTimeSessionWindows.with_gap(8))
@@ -73,13 +94,15 @@ def windowed(kind: str, stream: Any, lateness: int) -> Any:
         w = keyed.window(GlobalWindows.create()).trigger(CountTrigger.of(3))
     else:
         w = keyed.window(GlobalWindows.create()).trigger(PurgingTrigger.of(CountTrigger.of(2)))
+    if kind.endswith("-generic"):
+        w = w.trigger(GenericEventTimeTrigger())
     return w.allowed_lateness(lateness).side_output_late_data(LATE).reduce(sum_values)
 
 
 def expected(kind: str, stream: list[Any], lateness: int) -> Any:
-    if kind == "tumbling":
+    if kind.startswith("tumbling"):
         return reference.aligned_windows(stream, size=20, slide=20, lateness=lateness)
-    if kind == "sliding":
+    if kind.startswith("sliding"):
         return reference.aligned_windows(stream, size=30, slide=10, lateness=lateness)
     if kind == "session":
         return reference.sessions(stream, gap=8, lateness=lateness)
@@ -130,7 +153,7 @@ def test_windows_with_per_record_watermarks(
 
 
 @pytest.mark.parametrize("p", [1, 2])
-@pytest.mark.parametrize("kind", ["tumbling", "sliding", "session"])
+@pytest.mark.parametrize("kind", ["tumbling", "sliding-generic", "session"])
 @settings(max_examples=15, deadline=None)
 @given(
     records=records_strategy,
@@ -166,22 +189,22 @@ def test_windows_with_periodic_watermarks_on_a_manual_clock(
         max_size=40,
     ),
     sliding=st.booleans(),
+    generic=st.booleans(),
 )
 def test_processing_time_windows_fire_as_the_clock_passes_their_end(
-    steps: list[tuple[str, Any]], sliding: bool
+    steps: list[tuple[str, Any]], sliding: bool, generic: bool
 ) -> None:
     assigner: Any = (
         SlidingProcessingTimeWindows.of(20, 10) if sliding else TumblingProcessingTimeWindows.of(10)
     )
-    spec = WindowSpec(assigner, WindowContents("reduce", reduce=sum_values))
-    harness = Harness(FastWindowOperator(spec), lambda r: r[0])
+    trigger = GenericProcessingTimeTrigger() if generic else None
+    spec = WindowSpec(assigner, WindowContents("reduce", reduce=sum_values), trigger=trigger)
+    harness = Harness(make_window_operator(spec), lambda r: r[0])
     for kind, payload in steps:
         if kind == "rec":
             harness.element(payload)
         else:
             harness.advance(payload)
     got = sorted((ts, r[0], r[1]) for r, ts in harness.take())
-    want = reference.processing_time_windows(
-        steps, size=assigner.size, slide=assigner.slide
-    )
+    want = reference.processing_time_windows(steps, size=assigner.size, slide=assigner.slide)
     assert got == want

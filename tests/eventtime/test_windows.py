@@ -390,7 +390,9 @@ def test_global_windows_with_a_purging_count_trigger_carry_the_max_timestamp() -
 
 
 def test_processing_time_sessions_on_the_manual_clock() -> None:
-    spec = WindowSpec(ProcessingTimeSessionWindows.with_gap(10), WindowContents("reduce", reduce=add))
+    spec = WindowSpec(
+        ProcessingTimeSessionWindows.with_gap(10), WindowContents("reduce", reduce=add)
+    )
     h = Harness(make_window_operator(spec), lambda r: r[0])
     h.element(("a", 1))
     h.advance(5)

@@ -118,3 +118,36 @@ class TaskManagerRpc:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+class RestPoller:
+    """Blocking reads of a JobManager's REST API for progress lines and tests."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=httpx.Timeout(5.0))
+
+    def get(self, path: str) -> Any:
+        response = self._client.get(path)
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return self._client.post(path, json=body or {}, timeout=30.0)
+
+    def current_job(self) -> dict[str, Any] | None:
+        """Details of the (single) job, or None while the JobManager is not answering."""
+        try:
+            jobs = self.get("/jobs")
+            if isinstance(jobs, dict):
+                jobs = jobs.get("jobs", [])
+            if not jobs:
+                return None
+            job_id = jobs[0].get("id") or jobs[0].get("job_id")
+            answer: dict[str, Any] = self.get(f"/jobs/{job_id}")
+            return answer
+        except (httpx.HTTPError, ValueError, KeyError):
+            return None
+
+    def close(self) -> None:
+        self._client.close()

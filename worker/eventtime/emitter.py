@@ -96,7 +96,7 @@ class WatermarkEmitter:
         except Exception as exc:
             raise user_error(exc, self._name + " timestamp assigner", record) from exc
         if None in stamps:
-            record = records[stamps.index(None)]
+            record = records[stamps.index(None)]  # type: ignore[arg-type]
             raise errors.JobDefinitionError(
                 f"the timestamp assigner of '{self._name}' returned None for record "
                 f"{describe_record(record)}: it must return the event time in epoch "

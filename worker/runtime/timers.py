@@ -34,7 +34,8 @@ from streamjob.keygroups import KeyGroupRange
 from streamjob.runtime.events import MIN_WATERMARK
 from streamjob.state import canonical
 
-SECTION_STATE = "state"
+#: ``snapshot_keyed_sections`` names (the checkpoint layer takes "backend" as the base blob)
+SECTION_BACKEND = "backend"
 SECTION_TIMERS = "timers"
 
 FireFn = Callable[[int, Any, int, Any], None]

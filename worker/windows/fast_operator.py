@@ -33,7 +33,7 @@ from streamjob import errors, keycodec
 from streamjob.runtime.events import Batch
 from streamjob.runtime.failures import user_error
 from streamjob.runtime.operators.base import OperatorContext, Output
-from streamjob.runtime.timers import SECTION_STATE, ProcessingTimeScheduler
+from streamjob.runtime.timers import SECTION_BACKEND, ProcessingTimeScheduler
 from streamjob.state.serializers import DEFAULT_SERIALIZER
 from streamjob.windows.assigners import _AlignedWindows
 from streamjob.windows.operator_base import (
@@ -400,13 +400,13 @@ class FastWindowOperator(WindowOperatorBase):
 
     def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
         return {
-            SECTION_STATE: self.backend.snapshot_key_group(key_group),
+            SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
             SECTION_WINDOWS: self.snapshot_key_group(key_group),
         }
 
     def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
-        if SECTION_STATE in sections:
-            self.backend.restore_key_group(key_group, sections[SECTION_STATE])
+        if SECTION_BACKEND in sections:
+            self.backend.restore_key_group(key_group, sections[SECTION_BACKEND])
         if SECTION_WINDOWS in sections:
             self.restore_key_group(key_group, sections[SECTION_WINDOWS])
 

@@ -33,6 +33,7 @@ from streamjob.windows.trigger_context import WindowTriggerContext
 from streamjob.windows.triggers import TriggerResult
 from streamjob.windows.window import WindowTuple
 
+_CONTINUE = TriggerResult.CONTINUE
 CONTENTS_STATE = "_window_contents"
 MERGING_STATE = "_merging_windows"
 
@@ -240,7 +241,9 @@ class WindowOperator(WindowOperatorBase):
     def _apply(
         self, result: TriggerResult, window: WindowTuple, out: list[Any], out_ts: list[int]
     ) -> None:
-        if result.is_fire():
+        if result is _CONTINUE:
+            return
+        if result.fire:
             value = self.contents.get()
             if value is not None and (self._single or value):
                 key = self.backend.current_key
@@ -249,7 +252,7 @@ class WindowOperator(WindowOperatorBase):
                     before = len(out)
                     out.extend(emitted)
                     out_ts.extend([window[1] - 1] * (len(out) - before))
-        if result.is_purge():
+        if result.purge:
             self.contents.clear()
 
     def _cleanup_time(self, window: WindowTuple) -> int:
@@ -281,12 +284,12 @@ class WindowOperator(WindowOperatorBase):
     # -- key-group snapshots ----------------------------------------------------------------
     def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
         return {
-            timers.SECTION_STATE: self.backend.snapshot_key_group(key_group),
+            timers.SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
             timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group),
         }
 
     def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
-        if timers.SECTION_STATE in sections:
-            self.backend.restore_key_group(key_group, sections[timers.SECTION_STATE])
+        if timers.SECTION_BACKEND in sections:
+            self.backend.restore_key_group(key_group, sections[timers.SECTION_BACKEND])
         if timers.SECTION_TIMERS in sections:
             self.timers.restore_key_group(key_group, sections[timers.SECTION_TIMERS])

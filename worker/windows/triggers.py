@@ -29,11 +29,15 @@ class TriggerResult(Enum):
     FIRE = (True, False)
     PURGE = (False, True)
 
+    def __init__(self, fire: bool, purge: bool) -> None:
+        self.fire = fire  # plain attributes: read per record on the generic path
+        self.purge = purge
+
     def is_fire(self) -> bool:
-        return self.value[0]
+        return self.fire
 
     def is_purge(self) -> bool:
-        return self.value[1]
+        return self.purge
 
 
 class TriggerContext(abc.ABC):

@@ -191,12 +191,12 @@ class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
     # -- key-group snapshots (the checkpoint layer calls these per key group) ---------------
     def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
         return {
-            timers.SECTION_STATE: self.backend.snapshot_key_group(key_group),
+            timers.SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
             timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group),
         }
 
     def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
-        state = sections.get(timers.SECTION_STATE)
+        state = sections.get(timers.SECTION_BACKEND)
         if state is not None:
             self.backend.restore_key_group(key_group, state)
         timer_blob = sections.get(timers.SECTION_TIMERS)
