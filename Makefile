@@ -22,8 +22,11 @@ dev-install: $(STAMP)
 	flock /tmp/streamjob-install.lock $(BIN)/pip install -q --no-deps --no-build-isolation \
 		-e . --config-settings editable_mode=strict
 
+# The word count on the local mini-cluster: one JobManager and PARALLELISM TaskManager processes.
 run: dev-install
-	$(BIN)/streamjob run examples/wordcount.py --parallelism $(PARALLELISM)
+	rm -rf $(CURDIR)/.run/checkpoints
+	$(BIN)/streamjob run examples/wordcount.py --parallelism $(PARALLELISM) --mini-cluster \
+		--checkpoint-dir $(CURDIR)/.run/checkpoints --checkpoint-interval 1
 
 lint: dev-install
 	$(BIN)/ruff check .

@@ -48,7 +48,7 @@ def w1_rate(p: int) -> float:
 
 def records_of_attempt(cluster: object, attempt: int) -> int:
     total = 0
-    for tm in cluster.get("/taskmanagers"):  # type: ignore[attr-defined]
+    for tm in cluster.get("/internal/taskmanagers"):  # type: ignore[attr-defined]
         metrics = tm.get("metrics") or {}
         if metrics.get("attempt") == attempt:
             total += sum(t["records_in"] for t in metrics.get("tasks", []))
@@ -86,7 +86,9 @@ def recovery(detection: str) -> float:
             time.sleep(2.5)  # let checkpoints complete
             job = cluster.job()
             assert job is not None
-            pod = next(t["pod_uid"] for t in cluster.get("/taskmanagers") if t["id"] == "tm-1")
+            pod = next(
+                t["pod_uid"] for t in cluster.get("/internal/taskmanagers") if t["id"] == "tm-1"
+            )
             cluster.start_taskmanager()  # the replacement is up before the kill (as a spare)
             time.sleep(1.0)
             killed = time.monotonic()

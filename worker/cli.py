@@ -34,7 +34,7 @@ from streamjob.api.environment import StreamEnvironment
 from streamjob.checkpoint.config import CheckpointingMode
 from streamjob.execution.local_job import LocalJobRunner
 from streamjob.execution.restart import parse_restart_strategy
-from streamjob.jobmanager import inspection, inspection_text
+from streamjob.jobmanager import commands, inspection, inspection_text
 from streamjob.jobmanager.gateway import LocalRunnerGateway
 from streamjob.jobref import load_job
 from streamjob.runtime.events import CheckpointKind
@@ -116,6 +116,12 @@ def _add_run(sub: Any) -> None:
         default=None,
         help="run exactly-once on storage without put-if-absent (unsafe)",
     )
+    run.add_argument(
+        "--mini-cluster",
+        action="store_true",
+        help="run a JobManager and N TaskManagers as local processes (TCP data plane, HTTP "
+        "control plane), as on Kubernetes; default: every subtask in this process",
+    )
     rest = run.add_argument_group("REST API")
     rest.add_argument("--savepoint-dir", metavar="URL", help="default target of REST savepoints")
     rest.add_argument(
@@ -123,6 +129,63 @@ def _add_run(sub: Any) -> None:
         type=int,
         metavar="PORT",
         help="serve the REST API on 127.0.0.1:PORT while the job runs (0 picks a free port)",
+    )
+
+
+# -- operator (streamjob.operator) ---------------------------------------------------------------
+def _add_operator(sub: Any) -> None:
+    op = sub.add_parser("operator", help="run the StreamJob Kubernetes operator (kopf)")
+    op.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch this namespace (repeatable; default: the whole cluster)",
+    )
+    op.add_argument(
+        "--interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between periodic reconciles of each StreamJob (default 10)",
+    )
+    op.add_argument("--rescale-cooldown", type=float, default=30.0, metavar="SECONDS")
+    op.add_argument("--savepoint-timeout", type=float, default=600.0, metavar="SECONDS")
+    op.add_argument(
+        "--jobmanager-address",
+        choices=["service", "pod-ip"],
+        default="service",
+        help="reach JobManagers through their Service or their pod IP",
+    )
+    op.add_argument(
+        "--kube-server",
+        metavar="URL",
+        help="the API server (default: in-cluster config, else the kubeconfig)",
+    )
+    op.add_argument(
+        "--standalone", action="store_true", help="no kopf peering (run a single replica)"
+    )
+    op.add_argument("--liveness", metavar="URL", help="e.g. http://0.0.0.0:8080/healthz")
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from streamjob.operator import config, main  # kopf and kubernetes only when asked for
+    from streamjob.operator.core import plan
+
+    settings = plan.PlanSettings(
+        rescale_cooldown_s=args.rescale_cooldown, savepoint_timeout_s=args.savepoint_timeout
+    )
+    return main.run(
+        config.OperatorConfig(
+            namespaces=tuple(args.namespace),
+            reconcile_interval_s=args.interval,
+            plan=settings,
+            jobmanager_address=args.jobmanager_address,
+            kube_server=args.kube_server,
+            standalone=args.standalone,
+            liveness_endpoint=args.liveness,
+        )
     )
 
 
@@ -134,6 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_run(sub)
+    commands.add_subcommands(sub)
     checkpoints = sub.add_parser("checkpoints", help="list or inspect checkpoint directories")
     what = checkpoints.add_subparsers(dest="action", required=True)
     listing = what.add_parser("list", help="jobs and their checkpoints under a checkpoint dir")
@@ -150,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
     savepoint.add_argument("--stop", action="store_true", help="stop the job after the savepoint")
     savepoint.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS")
     savepoint.add_argument("--poll-interval", type=float, default=0.2, metavar="SECONDS")
+    _add_operator(sub)
     return parser
 
 
@@ -413,9 +478,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.command == "run":
+            if args.mini_cluster:
+                return commands.run_mini_cluster(args)
             return asyncio.run(_run(args))
+        if args.command == "jobmanager":
+            return commands.run_jobmanager(args)
+        if args.command == "taskmanager":
+            return commands.run_taskmanager(args)
         if args.command == "checkpoints":
             return _checkpoints(args)
+        if args.command == "operator":
+            return _operator(args)
         if args.command == "savepoint":
             target = args.target_dir
             if target and "://" not in target:

@@ -31,6 +31,8 @@ from tests.checkpoint.jobs import (
 )
 
 EVENTS = 8000
+#: 0.8 s per run: even on a loaded machine, checkpoints complete before the input ends
+RATE = 10_000
 
 
 def _run(sink: TestingSink, tmp_path: Path, p: int, **kwargs: object) -> object:
@@ -40,7 +42,7 @@ def _run(sink: TestingSink, tmp_path: Path, p: int, **kwargs: object) -> object:
     faults = kwargs.pop("faults", None) or FaultInjector()
     progress.attach(faults)  # type: ignore[arg-type]
     return run_local(
-        keyed_count(sink, events=EVENTS, crash_at=crash_at, progress=progress),  # type: ignore[arg-type]
+        keyed_count(sink, events=EVENTS, rate=RATE, crash_at=crash_at, progress=progress),  # type: ignore[arg-type]
         parallelism=p,
         faults=faults,  # type: ignore[arg-type]
         checkpoint_dir=directory,

@@ -65,6 +65,7 @@ class JobState(StrEnum):
 class TaskManagerInfo:
     registration: messages.Registration
     last_heartbeat: float
+    registered_at_ms: int = 0
     alive: bool = True
     metrics: dict[str, Any] = field(default_factory=dict)
     lost_reason: str | None = None
@@ -129,6 +130,9 @@ class JobMaster:
         #: monotonic time of the first deployment and of the end (job running time)
         self.first_deployed: float | None = None
         self.ended: float | None = None
+        self.end_time_ms: int | None = None
+        #: failed checkpoints of attempts that already ended (the live driver counts its own)
+        self.failed_checkpoints = 0
 
     # -- start-up ---------------------------------------------------------------------------
     def open_storage(self) -> None:
@@ -154,7 +158,9 @@ class JobMaster:
         if old is not None and old.registration.nonce != registration.nonce:
             # the same pod/process id with a new start nonce: the old one is gone
             self._lose(registration.tm_id, "it restarted (new start nonce)")
-        self.tms[registration.tm_id] = TaskManagerInfo(registration, time.monotonic())
+        self.tms[registration.tm_id] = TaskManagerInfo(
+            registration, time.monotonic(), int(time.time() * 1000)
+        )
         log.info(
             "TaskManager %s registered (%s:%d)",
             registration.tm_id,
@@ -265,6 +271,7 @@ class JobMaster:
             self._attempt_failure = None
             outcome = await self._run_attempt(parallelism)
             self.ended = time.monotonic()
+            self.end_time_ms = int(time.time() * 1000)
             if outcome in ("finished", "stopped"):
                 self.state = JobState.FINISHED
                 return self.state
@@ -398,6 +405,8 @@ class JobMaster:
             if self.driver is not None:
                 await self.driver.drain()
                 self.completed.extend(self.driver.completed)
+                self.failed_checkpoints += self.driver.coordinator.num_failed
+                self.driver = None
 
     def _deployment(
         self, graph: JobGraph, parallelism: int, restore_path: str | None, adopted: dict[str, int]

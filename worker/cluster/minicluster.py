@@ -52,14 +52,14 @@ class MiniCluster:
 
     # -- processes -----------------------------------------------------------------------------
     def _spawn(self, name: str, args: Sequence[str]) -> subprocess.Popen[bytes]:
-        command = [sys.executable, "-m", "streamjob.cluster.cli", *args]
+        command = [sys.executable, "-m", "streamjob.jobmanager.commands", *args]
         if self.log_dir is not None and not self.forward_output:
             log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in close()
             self._files.append(log)
-            return subprocess.Popen(
+            return subprocess.Popen(  # noqa: S603 - our own interpreter and module
                 command, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             command, cwd=self.cwd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         pump = threading.Thread(target=self._pump, args=(name, proc), daemon=True)

@@ -142,7 +142,7 @@ def pending_info(pending: PendingCheckpoint) -> dto.CheckpointInfo:
     )
 
 
-def _min_max_avg(values: Sequence[float]) -> dto.MinMaxAvg | None:
+def min_max_avg(values: Sequence[float]) -> dto.MinMaxAvg | None:
     if not values:
         return None
     return dto.MinMaxAvg(min=min(values), max=max(values), avg=sum(values) / len(values))
@@ -187,8 +187,8 @@ def checkpoint_statistics(runner: LocalJobRunner, *, failed: int) -> dto.Checkpo
             ),
         ),
         summary=dto.CheckpointSummary(
-            size_bytes=_min_max_avg([c.size_bytes for c in completed]),
-            duration_ms=_min_max_avg([c.duration_ms for c in completed]),
+            size_bytes=min_max_avg([c.size_bytes for c in completed]),
+            duration_ms=min_max_avg([c.duration_ms for c in completed]),
         ),
         history=in_progress + [completed_info(c) for c in reversed(completed[-HISTORY:])],
     )

@@ -18,16 +18,23 @@ A multipart upload is a small state machine (:class:`UploadState`):
    ``abort()`` drops the parts (ABORTED). A call in the wrong state raises.
 4. A restarted writer finds leftovers with ``list_multipart_uploads`` and removes them with
    ``abort_multipart``.
+5. Another process can pick an upload up from its descriptor (key, upload id and the
+   :class:`UploadedPart` list of :attr:`MultipartUpload.parts`) with ``resume_multipart`` and
+   complete or abort it: this is how an exactly-once file sink commits after a restart.
+   ``complete`` of an upload that no longer exists raises :class:`MultipartUploadNotFound`;
+   :meth:`CheckpointStorage.complete_multipart` turns "gone, and the object is there with the
+   expected size" into "already completed", so a commit can be repeated.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import enum
 import os
 import types
-from collections.abc import Iterable, Iterator
-from typing import Self
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Self
 
 from streamjob.storage import errors, info, keys, probe
 
@@ -43,47 +50,99 @@ class UploadState(enum.Enum):
     ABORTED = "aborted"
 
 
-class MultipartUpload(abc.ABC):
-    """An upload in parts; implementations provide the three ``_do_*`` steps."""
+class MultipartUploadNotFound(errors.StorageError):
+    """The multipart upload no longer exists: completed or aborted (S3's ``NoSuchUpload``)."""
 
-    def __init__(self, *, key: str, upload_id: str, location: str) -> None:
+
+@dataclasses.dataclass(frozen=True)
+class UploadedPart:
+    """One uploaded part, as needed to complete its upload from another process.
+
+    ``etag`` (and on S3 the part's ``checksums``, e.g. ``ChecksumCRC32``) are what the server
+    returned for the part; local storage leaves them empty. JSON round trip: :meth:`to_dict`,
+    :meth:`from_dict`.
+    """
+
+    number: int
+    size: int
+    etag: str = ""
+    checksums: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"number": self.number, "size": self.size}
+        if self.etag:
+            out["etag"] = self.etag
+        if self.checksums:
+            out["checksums"] = dict(self.checksums)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UploadedPart:
+        checksums = data.get("checksums") or {}
+        return cls(
+            number=int(data["number"]),
+            size=int(data["size"]),
+            etag=str(data.get("etag", "")),
+            checksums=tuple(sorted((str(k), str(v)) for k, v in checksums.items())),
+        )
+
+
+class MultipartUpload(abc.ABC):
+    """An upload in parts; implementations provide the three ``_do_*`` steps.
+
+    ``parts`` are the parts uploaded before (an upload resumed by ``resume_multipart``).
+    """
+
+    def __init__(
+        self, *, key: str, upload_id: str, location: str, parts: Sequence[UploadedPart] = ()
+    ) -> None:
         self.key = key
         self.upload_id = upload_id
         self.location = location
         self.state = UploadState.OPEN
-        self._sizes: list[int] = []
+        self._parts: list[UploadedPart] = list(parts)
+        check_parts(self._parts, location=location)
 
     @property
     def part_count(self) -> int:
-        return len(self._sizes)
+        return len(self._parts)
 
     @property
     def bytes_uploaded(self) -> int:
-        return sum(self._sizes)
+        return sum(p.size for p in self._parts)
+
+    @property
+    def parts(self) -> tuple[UploadedPart, ...]:
+        """The parts uploaded so far: with ``key`` and ``upload_id``, the upload's descriptor."""
+        return tuple(self._parts)
 
     def upload_part(self, data: bytes) -> int:
         """Upload the next part; returns its number (1-based)."""
         self._require_open("upload_part")
-        if self._sizes and self._sizes[-1] < MIN_PART_SIZE:
+        if self._parts and self._parts[-1].size < MIN_PART_SIZE:
             raise errors.StorageError(
-                f"multipart upload of {self.location}: part {len(self._sizes)} has "
-                f"{self._sizes[-1]} bytes but only the last part may be smaller than "
+                f"multipart upload of {self.location}: part {len(self._parts)} has "
+                f"{self._parts[-1].size} bytes but only the last part may be smaller than "
                 f"{MIN_PART_SIZE} bytes: buffer more data before uploading a part",
                 location=self.location,
             )
-        if len(self._sizes) >= MAX_PARTS:
+        if len(self._parts) >= MAX_PARTS:
             raise errors.StorageError(
                 f"multipart upload of {self.location} already has {MAX_PARTS} parts, the "
                 "maximum: use larger parts",
                 location=self.location,
             )
-        number = len(self._sizes) + 1
-        self._do_upload_part(number, bytes(data))
-        self._sizes.append(len(data))
+        number = len(self._parts) + 1
+        part = self._do_upload_part(number, bytes(data))
+        self._parts.append(part)
         return number
 
     def complete(self) -> None:
-        """Make the object visible under ``key`` (replacing any previous one)."""
+        """Make the object visible under ``key`` (replacing any previous one).
+
+        Raises :class:`MultipartUploadNotFound` if the upload was completed or aborted
+        elsewhere (see :meth:`CheckpointStorage.complete_multipart` for a repeatable commit).
+        """
         self._require_open("complete")
         self._do_complete()
         self.state = UploadState.COMPLETED
@@ -117,7 +176,7 @@ class MultipartUpload(abc.ABC):
             )
 
     @abc.abstractmethod
-    def _do_upload_part(self, number: int, data: bytes) -> None: ...
+    def _do_upload_part(self, number: int, data: bytes) -> UploadedPart: ...
 
     @abc.abstractmethod
     def _do_complete(self) -> None: ...
@@ -207,6 +266,50 @@ class CheckpointStorage(abc.ABC):
         """Abort an unfinished upload found by :meth:`list_multipart_uploads`."""
 
     @abc.abstractmethod
+    def resume_multipart(
+        self, key: str, upload_id: str, parts: Sequence[UploadedPart]
+    ) -> MultipartUpload:
+        """The OPEN upload ``upload_id`` of ``key``, whose ``parts`` were uploaded (possibly by
+        another process); more parts may follow, then ``complete`` or ``abort``.
+
+        Nothing is checked with the server here: ``complete`` raises
+        :class:`MultipartUploadNotFound` if the upload is gone. Parts uploaded but not listed in
+        ``parts`` are dropped on completion (as S3 does).
+        """
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[UploadedPart]) -> bool:
+        """Complete a resumed upload, repeatably; False if it had been completed before.
+
+        True means the server accepted the completion (AWS S3 and moto also accept a repeated
+        one); False means the upload is gone and ``key`` holds an object of exactly the parts'
+        total size, so an earlier call completed it. Sound for keys written once only (a sink's
+        part files have unique names).
+
+        Raises :class:`MultipartUploadNotFound` if the upload is gone and the object is missing
+        or of another size (it was aborted: its data is lost).
+        """
+        upload = self.resume_multipart(key, upload_id, parts)
+        try:
+            upload.complete()
+        except MultipartUploadNotFound as gone:
+            expected = sum(p.size for p in parts)
+            try:
+                found = self.size(key)
+            except errors.ObjectNotFound:
+                found = None
+            if found == expected:
+                return False
+            state = "is missing" if found is None else f"has {found} bytes, not {expected}"
+            raise MultipartUploadNotFound(
+                f"cannot complete multipart upload {upload_id} of {self.location_of(key)}: the "
+                f"upload no longer exists and the object {state}, so it was aborted, not "
+                "completed: its data is lost (was the upload aborted by hand or by a bucket "
+                "lifecycle rule while the job was down?)",
+                location=self.location_of(key),
+            ) from gone
+        return True
+
+    @abc.abstractmethod
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         """Upload a local file (S3: in parallel parts above the multipart threshold)."""
 
@@ -256,6 +359,23 @@ def check_range(start: int | None, end: int | None) -> None:
         raise ValueError(f"byte range must not be negative: start={start}, end={end}")
     if start is not None and end is not None and end < start:
         raise ValueError(f"byte range end {end} is before start {start} (end is exclusive)")
+
+
+def check_parts(parts: Sequence[UploadedPart], *, location: str) -> None:
+    """Reject a part list S3 would refuse: numbers 1..n in order, all but the last big enough."""
+    for index, part in enumerate(parts, start=1):
+        if part.number != index:
+            raise errors.StorageError(
+                f"multipart upload of {location}: parts must be numbered 1..n in order, found "
+                f"part {part.number} at position {index}",
+                location=location,
+            )
+        if index < len(parts) and part.size < MIN_PART_SIZE:
+            raise errors.StorageError(
+                f"multipart upload of {location}: part {index} has {part.size} bytes but only "
+                f"the last part may be smaller than {MIN_PART_SIZE} bytes",
+                location=location,
+            )
 
 
 def join(*parts: str) -> str:

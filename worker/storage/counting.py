@@ -13,7 +13,7 @@ import collections
 import dataclasses
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from streamjob.storage import base, info
 
@@ -133,6 +133,11 @@ class CountingStorage(base.CheckpointStorage):
         self._counters.add("abort_multipart")
         self.inner.abort_multipart(key, upload_id)
 
+    def resume_multipart(
+        self, key: str, upload_id: str, parts: Sequence[base.UploadedPart]
+    ) -> base.MultipartUpload:
+        return _CountingUpload(self.inner.resume_multipart(key, upload_id, parts), self._counters)
+
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         self.inner.put_file(key, path)
         self._counters.add("put_file", written=os.path.getsize(path))
@@ -154,13 +159,16 @@ class CountingStorage(base.CheckpointStorage):
 
 class _CountingUpload(base.MultipartUpload):
     def __init__(self, inner: base.MultipartUpload, counters: _Counters) -> None:
-        super().__init__(key=inner.key, upload_id=inner.upload_id, location=inner.location)
+        super().__init__(
+            key=inner.key, upload_id=inner.upload_id, location=inner.location, parts=inner.parts
+        )
         self._inner = inner
         self._counters = counters
 
-    def _do_upload_part(self, number: int, data: bytes) -> None:
+    def _do_upload_part(self, number: int, data: bytes) -> base.UploadedPart:
         self._inner.upload_part(data)
         self._counters.add("upload_part", written=len(data))
+        return self._inner.parts[-1]
 
     def _do_complete(self) -> None:
         self._inner.complete()

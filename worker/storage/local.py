@@ -8,6 +8,9 @@ a directory cannot hold both ``a`` and ``a/b``.
 
 Multipart uploads mimic S3: the parts of an upload of ``a/b`` live in the hidden directory
 ``{root}/a/.streamjob-mpu-{upload_id}-b/`` (invisible to ``list``) until ``complete`` joins them.
+The directory's existence is the upload's existence, so another process can resume an upload
+from its key, id and part list (``resume_multipart``); completing one whose directory is gone
+raises :class:`streamjob.storage.base.MultipartUploadNotFound`, like S3's ``NoSuchUpload``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import os
 import pathlib
 import shutil
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO, ParamSpec, TypeVar
 
 from streamjob.storage import base, errors, info, keys, localfs
@@ -194,9 +197,20 @@ class LocalStorage(base.CheckpointStorage):
 
     @_os_errors
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        if len(upload_id) != _UPLOAD_ID_LENGTH or not upload_id.isalnum():
-            raise errors.InvalidKey(f"not a local multipart upload id: {upload_id!r}")
+        _check_upload_id(upload_id)
         shutil.rmtree(_parts_dir(self._path(key), upload_id), ignore_errors=True)
+
+    def resume_multipart(
+        self, key: str, upload_id: str, parts: Sequence[base.UploadedPart]
+    ) -> base.MultipartUpload:
+        _check_upload_id(upload_id)
+        return LocalMultipartUpload(
+            key=key,
+            upload_id=upload_id,
+            location=self.location_of(key),
+            path=self._path(key),
+            parts=parts,
+        )
 
     @_os_errors
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
@@ -242,46 +256,72 @@ class LocalStorage(base.CheckpointStorage):
 class LocalMultipartUpload(base.MultipartUpload):
     """Parts as numbered files in a hidden directory beside the destination."""
 
-    def __init__(self, *, key: str, upload_id: str, location: str, path: pathlib.Path) -> None:
-        super().__init__(key=key, upload_id=upload_id, location=location)
+    def __init__(
+        self,
+        *,
+        key: str,
+        upload_id: str,
+        location: str,
+        path: pathlib.Path,
+        parts: Sequence[base.UploadedPart] = (),
+    ) -> None:
+        super().__init__(key=key, upload_id=upload_id, location=location, parts=parts)
         self._path = path
-        self._parts = _parts_dir(path, upload_id)
+        self._dir = _parts_dir(path, upload_id)
 
     def _part(self, number: int) -> pathlib.Path:
-        return self._parts / f"part-{number:05d}"
+        return self._dir / f"part-{number:05d}"
 
-    def _gone(self) -> errors.StorageError:
-        return errors.StorageError(
-            f"multipart upload {self.upload_id} of {self.location} no longer exists (aborted "
-            "by another process?): start the upload again",
+    def _gone(self) -> base.MultipartUploadNotFound:
+        return base.MultipartUploadNotFound(
+            f"multipart upload {self.upload_id} of {self.location} no longer exists (completed "
+            "or aborted, perhaps by another process): start the upload again",
             location=self.location,
         )
 
     @_os_errors
-    def _do_upload_part(self, number: int, data: bytes) -> None:
-        if not self._parts.is_dir():
+    def _do_upload_part(self, number: int, data: bytes) -> base.UploadedPart:
+        if not self._dir.is_dir():
             raise self._gone()
         with open(self._part(number), "wb") as out:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        return base.UploadedPart(number=number, size=len(data))
 
     @_os_errors
     def _do_complete(self) -> None:
-        if not self._parts.is_dir():
+        if not self._dir.is_dir():
             raise self._gone()
+        for part in self.parts:  # a resumed upload: the files must be what the caller saw
+            try:
+                size = self._part(part.number).stat().st_size
+            except FileNotFoundError:
+                raise self._gone() from None  # aborted while we looked
+            if size != part.size:
+                raise errors.StorageError(
+                    f"multipart upload {self.upload_id} of {self.location}: part "
+                    f"{part.number} has {size} bytes on disk but {part.size} were uploaded: "
+                    "the parts directory was changed by someone else",
+                    location=self.location,
+                )
 
         def fill(out: BinaryIO) -> None:
-            for number in range(1, self.part_count + 1):
-                with open(self._part(number), "rb") as part:
-                    shutil.copyfileobj(part, out, length=1024 * 1024)
+            for part in self.parts:
+                with open(self._part(part.number), "rb") as source:
+                    shutil.copyfileobj(source, out, length=1024 * 1024)
 
         temp = localfs.write_temp(self._path.parent, fill)
         localfs.replace_from_temp(temp, self._path)
-        shutil.rmtree(self._parts, ignore_errors=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _do_abort(self) -> None:
-        shutil.rmtree(self._parts, ignore_errors=True)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _check_upload_id(upload_id: str) -> None:
+    if len(upload_id) != _UPLOAD_ID_LENGTH or not upload_id.isalnum():
+        raise errors.InvalidKey(f"not a local multipart upload id: {upload_id!r}")
 
 
 def _parts_dir(path: pathlib.Path, upload_id: str) -> pathlib.Path:

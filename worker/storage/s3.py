@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -293,6 +293,11 @@ class S3Storage(base.CheckpointStorage):
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         s3multipart.abort_upload(self, key, upload_id)
+
+    def resume_multipart(
+        self, key: str, upload_id: str, parts: Sequence[base.UploadedPart]
+    ) -> base.MultipartUpload:
+        return s3multipart.resume_upload(self, key, upload_id, parts)
 
     def put_file(self, key: str, path: str | os.PathLike[str]) -> None:
         with self.translating("put_file", key):

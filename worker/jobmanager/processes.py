@@ -16,10 +16,12 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from streamjob.cluster.http_jobmanager import internal_router, operator_router, public_router
-from streamjob.cluster.http_taskmanager import create_app
 from streamjob.cluster.jobmaster import JobMaster, JobState
 from streamjob.cluster.taskmanager import TaskManager
+from streamjob.jobmanager import app as rest_app
+from streamjob.jobmanager.cluster_gateway import ClusterGateway
+from streamjob.jobmanager.internal_routes import internal_router, operator_router
+from streamjob.jobmanager.taskmanager_app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +45,7 @@ def _on_signals(action: Any) -> None:
 
 
 async def serve_jobmanager(jm: JobMaster, host: str, port: int, *, exit_on_end: bool) -> int:
-    app = FastAPI(title="streamjob JobManager")
-    app.include_router(public_router(jm))
+    app = rest_app.create_app(ClusterGateway(jm))
     app.include_router(internal_router(jm))
     app.include_router(operator_router(jm))
     sock = bind(host, port)

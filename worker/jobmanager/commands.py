@@ -1,4 +1,7 @@
-"""``streamjob jobmanager`` and ``streamjob taskmanager``: argument parsing and start-up."""
+"""``streamjob jobmanager`` and ``streamjob taskmanager``: argument parsing and start-up.
+
+Registered in :mod:`streamjob.cli`; ``python -m streamjob.jobmanager.commands`` runs them alone.
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run_jobmanager(args: argparse.Namespace) -> int:
     from streamjob.cluster.jobmaster import JobMaster, JobSpec
-    from streamjob.cluster.processes import serve_jobmanager
+    from streamjob.jobmanager.processes import serve_jobmanager
 
     checkpoint = None
     if args.checkpoint_dir:
@@ -73,7 +76,7 @@ def run_jobmanager(args: argparse.Namespace) -> int:
 
 
 def run_taskmanager(args: argparse.Namespace) -> int:
-    from streamjob.cluster.processes import serve_taskmanager
+    from streamjob.jobmanager.processes import serve_taskmanager
 
     return asyncio.run(
         serve_taskmanager(
@@ -106,3 +109,108 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def run_mini_cluster(args: argparse.Namespace) -> int:
+    """``streamjob run --mini-cluster``: a JobManager and N TaskManagers as local processes."""
+    import signal
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from streamjob.cluster.minicluster import MiniCluster
+
+    jm_args = [args.job, "-p", str(args.parallelism)]
+    flags = {
+        "--max-parallelism": args.max_parallelism,
+        "--checkpoint-dir": args.checkpoint_dir,
+        "--checkpoint-interval": args.checkpoint_interval,
+        "--from-savepoint": args.from_savepoint,
+        "--job-id": args.job_id,
+        "--state-backend": args.state_backend,
+        "--restart-strategy": args.restart_strategy,
+    }
+    for flag, value in flags.items():
+        if value is not None:
+            jm_args += [flag, str(value)]
+    if args.allow_non_restored_state:
+        jm_args.append("--allow-non-restored-state")
+    if args.at_least_once:
+        jm_args.append("--at-least-once")
+    logs = Path(tempfile.mkdtemp(prefix="streamjob-minicluster-"))
+    cluster = MiniCluster(log_dir=logs, forward_output=True)
+    stopping = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.append(signum)
+        print("\n[streamjob] interrupted: cancelling the job...", file=sys.stderr, flush=True)
+        cluster.terminate()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    started = time.monotonic()
+    try:
+        cluster.start_jobmanager(*jm_args)
+        for _ in range(args.parallelism):
+            cluster.start_taskmanager()
+        print(
+            f"[streamjob] mini-cluster: JobManager {cluster.url} and {args.parallelism} "
+            f"TaskManager(s); logs in {logs}",
+            file=sys.stderr,
+            flush=True,
+        )
+        progress = _MiniClusterProgress(cluster)
+        assert cluster.jobmanager is not None
+        while cluster.jobmanager.poll() is None:
+            time.sleep(0.1)
+            if not args.quiet and progress.due(args.progress_interval):
+                progress.report()
+        code = cluster.jobmanager.returncode
+    finally:
+        cluster.close()
+    elapsed = time.monotonic() - started
+    if stopping:
+        print(f"[streamjob] cancelled after {elapsed:.1f}s", file=sys.stderr)
+        return 130
+    outcome = "finished" if code == 0 else "FAILED"
+    print(f"[streamjob] {outcome} in {elapsed:.1f}s (logs in {logs})", file=sys.stderr)
+    if code != 0:
+        print(cluster.logs(15), file=sys.stderr)
+    return 0 if code == 0 else 1
+
+
+class _MiniClusterProgress:
+    def __init__(self, cluster: object) -> None:
+        import time
+
+        self.cluster = cluster
+        self.last_time = time.monotonic()
+        self.last_records = 0
+
+    def due(self, interval: float) -> bool:
+        import time
+
+        return time.monotonic() - self.last_time >= interval
+
+    def report(self) -> None:
+        import sys
+        import time
+
+        job = self.cluster.job()  # type: ignore[attr-defined]
+        now = time.monotonic()
+        if job is None:
+            return
+        records = int(job.get("source_records", 0))
+        rate = (records - self.last_records) / max(1e-6, now - self.last_time)
+        self.last_time, self.last_records = now, max(records, self.last_records)
+        stats = self.cluster.client.get(f"/jobs/{job['id']}/checkpoints")  # type: ignore[attr-defined]
+        latest = stats.get("latest", {}).get("completed")
+        checkpoint = "none" if not latest else f"{latest['id']} ({latest['size_bytes']:,} B)"
+        print(
+            f"[streamjob] {job['state']:<10} source {records:>12,} records "
+            f"({max(0.0, rate):>10,.0f}/s)  last checkpoint {checkpoint}  "
+            f"restarts {job['restarts']}",
+            file=sys.stderr,
+            flush=True,
+        )
