@@ -1,24 +1,22 @@
-"""A job for the multi-process tests, and a file-based two-phase-commit sink.
+"""Jobs for the multi-process tests: W1 and W2 in small, into the exactly-once FileSink.
 
 The processes import this file, so its configuration comes from environment variables:
-``STREAMJOB_TEST_OUT`` (output directory), ``STREAMJOB_TEST_EVENTS``, ``STREAMJOB_TEST_RATE``.
-Committed output: one file per transaction under ``OUT/committed`` (a hard link, so a commit
-is atomic and idempotent); pending transactions under ``OUT/pending``.
+``STREAMJOB_TEST_OUT`` (the sink's directory), ``STREAMJOB_TEST_EVENTS``,
+``STREAMJOB_TEST_RATE``. Committed output = the finished part files.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from streamjob import GeneratorSource, StreamEnvironment
-from streamjob.connectors.sink import Sink, SinkContext, SinkWriter, assigned
+from streamjob import Duration, FileSink, GeneratorSource, StreamEnvironment, WatermarkStrategy
 from streamjob.functions import KeyedProcessFunction, RuntimeContext
 from streamjob.state import ValueStateDescriptor
+from streamjob.windows import TumblingEventTimeWindows
 
 NUM_KEYS = 37
 
@@ -38,62 +36,6 @@ class CountPerKey(KeyedProcessFunction):
         return ((value[0], n, self.subtask),)
 
 
-class FileTransactionSink(Sink):
-    name = "file-txn"
-
-    def __init__(self, directory: str) -> None:
-        self.directory = Path(directory)
-
-    def create_writer(self, context: SinkContext) -> SinkWriter:
-        return _Writer(self.directory, context)
-
-
-class _Writer(SinkWriter):
-    def __init__(self, directory: Path, context: SinkContext) -> None:
-        self.pending_dir = directory / "pending"
-        self.committed_dir = directory / "committed"
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
-        self.committed_dir.mkdir(parents=True, exist_ok=True)
-        self.context = context
-        self.open: list[Any] = []
-        self.pending: list[dict[str, Any]] = []
-        for txn in context.restored_state or []:
-            if assigned(txn["id"], context):
-                self._commit(txn["id"])
-
-    def write_batch(self, records: list[Any], timestamps: list[int] | None) -> None:
-        self.open.extend(records)
-
-    def _commit(self, txn: str) -> None:
-        target = self.committed_dir / txn
-        if not target.exists():
-            with contextlib.suppress(FileExistsError):
-                os.link(self.pending_dir / txn, target)
-
-    def snapshot_state(self, checkpoint_id: int) -> list[Any]:
-        if self.open:
-            txn = f"{self.context.attempt_id}-{self.context.subtask_index}-{checkpoint_id}"
-            path = self.pending_dir / txn
-            path.write_text("".join(json.dumps(r) + "\n" for r in self.open))
-            self.pending.append({"id": txn, "checkpoint": checkpoint_id})
-            self.open = []
-        return list(self.pending)
-
-    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
-        keep = []
-        for txn in self.pending:
-            if txn["checkpoint"] <= checkpoint_id:
-                self._commit(txn["id"])
-            else:
-                keep.append(txn)
-        self.pending = keep
-
-    def finish(self) -> None:
-        if not self.context.checkpointing and self.open:
-            self.snapshot_state(0)
-            self.notify_checkpoint_complete(0)
-
-
 def build(env: StreamEnvironment) -> None:
     events = int(os.environ.get("STREAMJOB_TEST_EVENTS", "20000"))
     rate = float(os.environ.get("STREAMJOB_TEST_RATE", "10000"))
@@ -105,14 +47,52 @@ def build(env: StreamEnvironment) -> None:
         stream.key_by(lambda r: r[0])
         .process(CountPerKey())
         .uid("count")
-        .sink_to(FileTransactionSink(os.environ["STREAMJOB_TEST_OUT"]))
+        .sink_to(FileSink(os.environ["STREAMJOB_TEST_OUT"], encoder=json.dumps))
         .uid("sink")
     )
 
 
+def event(i: int) -> tuple[str, int, int]:
+    """W2 in small: (key, value, event time) 1 ms apart, shuffled within +-99 ms."""
+    return (key_of(i), i % 97, 10_000 + i + ((i * 7919) % 199) - 99)
+
+
+def _sum_window(key: Any, context: Any, values: Any) -> Any:
+    for value in values:
+        yield (key, context.window().end, value[1])
+
+
+def build_windowed(env: StreamEnvironment) -> None:
+    events = int(os.environ.get("STREAMJOB_TEST_EVENTS", "20000"))
+    rate = float(os.environ.get("STREAMJOB_TEST_RATE", "10000"))
+    strategy = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(200)
+    ).with_timestamp_assigner(lambda e, _: e[2])
+    (
+        env.from_source(GeneratorSource(event, count=events, rate_per_second=rate), strategy)
+        .uid("events")
+        .key_by(lambda e: e[0])
+        .window(TumblingEventTimeWindows.of(Duration.of_seconds(1)))
+        .reduce(lambda a, b: (a[0], a[1] + b[1], a[2]), window_function=_sum_window)
+        .uid("windows")
+        .sink_to(FileSink(os.environ["STREAMJOB_TEST_OUT"], encoder=json.dumps))
+        .uid("sink")
+    )
+
+
+def windowed_reference(events: int) -> Counter[tuple[str, int, int]]:
+    sums: dict[tuple[str, int], int] = {}
+    for i in range(events):
+        key, value, ts = event(i)
+        end = (ts // 1000 + 1) * 1000
+        sums[(key, end)] = sums.get((key, end), 0) + value
+    return Counter((k, end, v) for (k, end), v in sums.items())
+
+
 def committed(directory: Path) -> list[tuple[str, int, int]]:
+    """Every record in the finished part files (in-progress uploads are invisible)."""
     out = []
-    for path in sorted((directory / "committed").iterdir()):
+    for path in sorted(directory.glob("part-*")):
         out.extend(tuple(json.loads(line)) for line in path.read_text().splitlines())
     return out
 

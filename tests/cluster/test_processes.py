@@ -9,15 +9,18 @@ restarted resumes from storage; every keyed record ran on the subtask owning its
 
 from __future__ import annotations
 
+import random
 import signal
+import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from streamjob import keygroups
 from tests.cluster.cluster import local_cluster
-from tests.cluster.jobs import committed, expected_pairs
+from tests.cluster.jobs import committed, expected_pairs, windowed_reference
 
 JOB = "tests/cluster/jobs.py:build"
 
@@ -248,3 +251,64 @@ def test_a_taskmanager_with_different_job_code_is_refused(tmp_path: Path) -> Non
         )
         assert "builds a different graph" in job["last_failure"]
         assert "same image" in job["last_failure"]
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize("job", ["w1", "w2"])
+def test_random_taskmanager_kills_and_a_jobmanager_kill_on_seaweedfs(
+    tmp_path: Path, job: str, seaweedfs_checkpoint_url: Callable[[], str]
+) -> None:
+    """Three TaskManager SIGKILLs at random moments and one JobManager SIGKILL, with the
+    checkpoints on a real S3 server: the committed output equals the failure-free one."""
+    rng = random.Random(f"{job}-kills")
+    out = tmp_path / "out"
+    events = 36000
+    env = {
+        "STREAMJOB_TEST_OUT": str(out),
+        "STREAMJOB_TEST_EVENTS": str(events),
+        "STREAMJOB_TEST_RATE": "6000",
+    }
+    entry = JOB if job == "w1" else "tests/cluster/jobs.py:build_windowed"
+    args = (
+        entry,
+        "-p",
+        "2",
+        "--checkpoint-dir",
+        seaweedfs_checkpoint_url(),
+        "--checkpoint-interval",
+        "0.3",
+        "--heartbeat-timeout",
+        "2",
+        "--restart-strategy",
+        "fixed-delay:20:0.2",
+    )
+    with local_cluster(tmp_path, env) as cluster:
+        cluster.start_jobmanager(*args)
+        cluster.start_taskmanager()
+        cluster.start_taskmanager()
+        kills = 0
+        for step in range(4):
+            cluster.wait_for(
+                lambda: (j := cluster.job()) and j["state"] == "RUNNING", 60, "a running job"
+            )
+            time.sleep(rng.uniform(0.5, 1.2))
+            if step == 2:
+                assert cluster.jobmanager is not None
+                cluster.jobmanager.send_signal(signal.SIGKILL)
+                cluster.jobmanager.wait(5)
+                cluster.start_jobmanager(*args)
+                continue
+            live = [p for p in cluster.taskmanagers if p.poll() is None]
+            victim = rng.choice(live)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(5)
+            kills += 1
+            cluster.start_taskmanager()
+        assert kills == 3
+        assert cluster.wait_exit(300) == 0, cluster.logs()
+    if job == "w1":
+        _check(out, events)
+    else:
+        got = Counter(tuple(r) for r in committed(out))
+        assert got == windowed_reference(events)
