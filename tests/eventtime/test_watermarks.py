@@ -36,7 +36,13 @@ from streamjob.eventtime.generators import (
 from streamjob.eventtime.operator import TimestampsAndWatermarksOperator
 from streamjob.eventtime.status import emit_watermark_status
 from streamjob.runtime.events import MAX_WATERMARK, MIN_WATERMARK, Batch, WatermarkStatus
-from streamjob.runtime.operators.base import ChainedOutput, Output, RoutingOutput, WriterOutput
+from streamjob.runtime.operators.base import (
+    ChainedOutput,
+    Output,
+    RoutingOutput,
+    StreamOperator,
+    WriterOutput,
+)
 from streamjob.testing import TestingSink, TestingSource, run_local
 from streamjob.windows import TumblingEventTimeWindows
 
@@ -156,8 +162,8 @@ class _Writer:
         self.events.append(event)
 
 
-class _Plain:
-    """A chained operator without a status handler: the status passes through it."""
+class _Plain(StreamOperator):
+    """A chained operator without its own status handling: the status passes through it."""
 
     def __init__(self, output: Output) -> None:
         self.output = output

@@ -275,13 +275,19 @@ class Task:
         assert self.gate is not None
         kind = event.__class__
         if kind is Watermark:
+            was_idle = valve.all_idle()
             advanced = valve.on_watermark(channel, event.timestamp)
+            if was_idle:
+                self.head.process_watermark_status(False)
             if advanced is not None:
                 self.head.process_watermark(advanced)
         elif kind is WatermarkStatus:
+            was_idle = valve.all_idle()
             advanced = valve.on_idle(channel, event.idle)
             if advanced is not None:
                 self.head.process_watermark(advanced)
+            if valve.all_idle() != was_idle:
+                self.head.process_watermark_status(not was_idle)
         elif kind is CheckpointBarrier:
             if self.barrier_handler is None:
                 raise RuntimeError(f"{self.name}: got a checkpoint barrier without a handler")

@@ -53,6 +53,10 @@ class Output:
     def emit_watermark(self, timestamp: int) -> None:
         raise NotImplementedError
 
+    def emit_watermark_status(self, idle: bool) -> None:
+        """This stream became idle (left out of watermark minimums downstream) or active."""
+        return None
+
 
 class DiscardingOutput(Output):
     def emit(self, batch: Batch) -> None:
@@ -80,6 +84,9 @@ class ChainedOutput(Output):
     def emit_watermark(self, timestamp: int) -> None:
         self.target.process_watermark(timestamp)
 
+    def emit_watermark_status(self, idle: bool) -> None:
+        self.target.process_watermark_status(idle)
+
 
 class WriterOutput(Output):
     def __init__(self, writer: RecordWriter) -> None:
@@ -95,6 +102,11 @@ class WriterOutput(Output):
         from streamjob.runtime.events import Watermark
 
         self.writer.broadcast_event(Watermark(timestamp))
+
+    def emit_watermark_status(self, idle: bool) -> None:
+        from streamjob.runtime.events import WatermarkStatus
+
+        self.writer.broadcast_event(WatermarkStatus(idle))
 
 
 class RoutingOutput(Output):
@@ -124,6 +136,13 @@ class RoutingOutput(Output):
             for out in outs:
                 out.emit_watermark(timestamp)
 
+    def emit_watermark_status(self, idle: bool) -> None:
+        for out in self.main:
+            out.emit_watermark_status(idle)
+        for outs in self.side.values():
+            for out in outs:
+                out.emit_watermark_status(idle)
+
 
 class StreamOperator:
     """Base operator: forwards watermarks, has no state."""
@@ -147,6 +166,9 @@ class StreamOperator:
 
     def process_watermark(self, timestamp: int) -> None:
         self.output.emit_watermark(timestamp)
+
+    def process_watermark_status(self, idle: bool) -> None:
+        self.output.emit_watermark_status(idle)
 
     def end_input(self, input_index: int) -> None:
         return None
