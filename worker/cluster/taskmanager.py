@@ -298,6 +298,8 @@ class TaskManager:
                     "subtask": t.subtask_index,
                     "records_in": t.records_in,
                     "records_out": t.records_out,
+                    "backpressured_s": round(t.backpressured_s, 3),
+                    "state_bytes": t.state_size_bytes(),
                     "state": _task_state(t),
                 }
                 for t in tasks

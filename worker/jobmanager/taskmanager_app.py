@@ -44,6 +44,10 @@ def create_app(tm: TaskManager) -> FastAPI:
             labels = f'task="{task["name"]}",tm="{tm.tm_id}"'
             lines.append(f"streamjob_task_records_in_total{{{labels}}} {task['records_in']}")
             lines.append(f"streamjob_task_records_out_total{{{labels}}} {task['records_out']}")
+            lines.append(
+                f"streamjob_task_backpressured_seconds_total{{{labels}}} {task['backpressured_s']}"
+            )
+            lines.append(f"streamjob_task_state_bytes{{{labels}}} {task['state_bytes']}")
         return "\n".join(lines) + "\n"
 
     @app.post("/tm/deploy")

@@ -150,6 +150,20 @@ class Task:
     def records_out(self) -> int:
         return sum(w.records_out for w in self.writers)
 
+    @property
+    def backpressured_s(self) -> float:
+        """Seconds this task waited for downstream credit."""
+        return sum(w.backpressured_s for w in self.writers)
+
+    def state_size_bytes(self) -> int:
+        """Approximate size of the keyed state of this task's operators."""
+        total = 0
+        for op in self.operators:
+            backend = getattr(op, "backend", None)
+            if backend is not None:
+                total += int(backend.approx_size_bytes())
+        return total
+
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self) -> None:
         for op in self.operators:

@@ -10,6 +10,7 @@ Events are broadcast to every channel after the buffered records (order is prese
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -61,6 +62,8 @@ class RecordWriter:
         self._pending: list[deque[ChannelItem]] = [deque() for _ in range(n)]
         self.has_pending = False
         self.records_out = 0
+        #: seconds spent waiting for credit (backpressure from downstream)
+        self.backpressured_s = 0.0
 
     def emit(self, batch: Batch) -> None:
         self.records_out += len(batch.records)
@@ -111,7 +114,9 @@ class RecordWriter:
             while pending:
                 item = pending[0]
                 if item.__class__ is Batch and not channel.has_credit():
+                    started = time.perf_counter()
                     await channel.wait_for_credit()
+                    self.backpressured_s += time.perf_counter() - started
                 pending.popleft()
                 channel.send(item)
         self.has_pending = False
