@@ -41,3 +41,28 @@ def test_stdlib_operator_still_wins_from_the_repo_root() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_every_subpackage_of_operator_is_listed_in_pyproject() -> None:
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        "streamjob.operator." + ".".join(p.parent.relative_to(ROOT / "operator").parts)
+        for p in (ROOT / "operator").rglob("__init__.py")
+    }
+    assert {"streamjob.operator", *found} - listed == set(), (
+        "add these to [tool.setuptools] packages"
+    )
+
+
+def test_operator_and_stdlib_operator_import_side_by_side_from_the_repo_root() -> None:
+    code = (
+        "import operator, streamjob.operator.core.plan, streamjob.operator.handlers; "
+        "assert hasattr(operator, 'itemgetter'); print('ok')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -472,7 +472,9 @@ async def _savepoint(args: argparse.Namespace, target: str | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    own, job_args = commands.split_job_args(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(own)
+    args.job_args = job_args
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

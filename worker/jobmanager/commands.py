@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sys
 from collections.abc import Sequence
 
 from streamjob.checkpoint.config import CheckpointConfig, CheckpointingMode
@@ -17,7 +18,7 @@ from streamjob.execution.restart import parse_restart_strategy
 def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     jm = sub.add_parser("jobmanager", help="run a job's JobManager (REST API, checkpoints)")
     jm.add_argument("job", help="module:function, path.py:function or path.py")
-    jm.add_argument("job_args", nargs="*", help="arguments for the job (after --)")
+    jm.set_defaults(job_args=[])  # arguments after "--" (see split_job_args)
     jm.add_argument("--parallelism", "-p", type=int, default=1)
     jm.add_argument("--max-parallelism", type=int, default=None)
     jm.add_argument("--job-id", default=None)
@@ -40,6 +41,15 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     tm.add_argument("--tm-id", default=None)
     tm.add_argument("--heartbeat-interval", type=float, default=1.0, help="seconds")
     tm.add_argument("--jobmanager-timeout", type=float, default=10.0, help="seconds")
+
+
+def split_job_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``streamjob jobmanager JOB [options] -- JOB ARGS``: everything after ``--`` is the job's."""
+    argv = list(argv)
+    if "--" in argv:
+        at = argv.index("--")
+        return argv[:at], argv[at + 1 :]
+    return argv, []
 
 
 def run_jobmanager(args: argparse.Namespace) -> int:
@@ -98,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--log-level", default=os.environ.get("STREAMJOB_LOG_LEVEL", "WARNING"))
     sub = parser.add_subparsers(dest="command", required=True)
     add_subcommands(sub)
-    args = parser.parse_args(argv)
+    own, job_args = split_job_args(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(own)
+    args.job_args = job_args
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
