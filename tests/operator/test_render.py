@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pytest
-
 from streamjob.operator.core import model, names, render
 from tests.operator.simulation import UID, spec_dict
 
