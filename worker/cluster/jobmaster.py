@@ -23,7 +23,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from streamjob import errors
@@ -39,6 +38,7 @@ from streamjob.cluster.rpc_client import TaskManagerRpc
 from streamjob.execution.checkpointing import CheckpointDriver, CheckpointFailover
 from streamjob.execution.restart import default_restart_strategy
 from streamjob.jobref import load_job
+from streamjob.jobstate import JobState
 from streamjob.runtime.events import CheckpointBarrier
 from streamjob.runtime.graph import JobGraph
 from streamjob.storage.base import CheckpointStorage
@@ -47,18 +47,6 @@ from streamjob.storage.factory import open_storage
 log = logging.getLogger(__name__)
 
 TICK_S = 0.02
-
-
-class JobState(StrEnum):
-    CREATED = "CREATED"
-    RUNNING = "RUNNING"
-    FAILING = "FAILING"
-    RESTARTING = "RESTARTING"
-    CANCELLING = "CANCELLING"
-    CANCELED = "CANCELED"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    SUSPENDED = "SUSPENDED"
 
 
 @dataclass

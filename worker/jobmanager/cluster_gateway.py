@@ -30,7 +30,7 @@ class ClusterGateway:
             )
 
     def _state(self) -> dto.JobState:
-        return dto.JobState(self.jm.state.value)
+        return self.jm.state
 
     def _counters(self) -> dict[tuple[int, int], dict[str, Any]]:
         counters: dict[tuple[int, int], dict[str, Any]] = {}

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from streamjob.jobstate import JobState as JobState
+
 
 class _Shape(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -19,24 +21,6 @@ class _Shape(BaseModel):
 
 class _Request(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class JobState(StrEnum):
-    """Flink's job states (DESIGN.md section 7)."""
-
-    CREATED = "CREATED"
-    RUNNING = "RUNNING"
-    FAILING = "FAILING"
-    RESTARTING = "RESTARTING"
-    CANCELLING = "CANCELLING"
-    CANCELED = "CANCELED"
-    FINISHED = "FINISHED"
-    FAILED = "FAILED"
-    SUSPENDED = "SUSPENDED"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobState.CANCELED, JobState.FINISHED, JobState.FAILED)
 
 
 class OperationStatus(StrEnum):

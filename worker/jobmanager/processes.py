@@ -16,12 +16,13 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from streamjob.cluster.jobmaster import JobMaster, JobState
+from streamjob.cluster.jobmaster import JobMaster
 from streamjob.cluster.taskmanager import TaskManager
 from streamjob.jobmanager import app as rest_app
 from streamjob.jobmanager.cluster_gateway import ClusterGateway
 from streamjob.jobmanager.internal_routes import internal_router, operator_router
 from streamjob.jobmanager.taskmanager_app import create_app
+from streamjob.jobstate import JobState
 
 log = logging.getLogger(__name__)
 
