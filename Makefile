@@ -48,3 +48,20 @@ bench: dev-install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+# The container image (one for operator, JobManager and TaskManager), built without network from
+# a local wheelhouse; BASE_IMAGE overrides the base (e.g. one made with debootstrap + docker import).
+IMAGE ?= streamjob:0.1.0
+BASE_IMAGE ?= python:3.11-slim
+
+image: $(STAMP)
+	rm -rf build/wheelhouse
+	$(BIN)/pip wheel -q --wheel-dir build/wheelhouse '.[operator]'
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+
+# Kind end to end: image -> kind load -> chart + CRD -> SeaweedFS -> the tests marked `kind`.
+# Skipped (exit 0) when no kind cluster is reachable: `kind create cluster` first.
+e2e-kind: image
+	IMAGE=$(IMAGE) BIN=$(BIN) scripts/e2e-kind.sh
+
+.PHONY: image
