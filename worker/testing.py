@@ -204,6 +204,7 @@ def run_local(
     restart: RestartStrategy | None = None,
     faults: FaultInjector | None = None,
     storage: Any = None,
+    state_backend: str | None = None,
     **checkpoint_settings: Any,
 ) -> JobRunResult:
     """Build ``job`` on a fresh environment and run it in this process to completion.
@@ -211,8 +212,12 @@ def run_local(
     With ``checkpoint_dir`` the run checkpoints (every ``checkpoint_interval_ms``, plus the
     final checkpoint at end of input) and starts from the latest completed checkpoint found
     there: calling ``run_local`` again after a failure resumes, like restarting a process.
+    ``state_backend`` picks the keyed state backend (``"hashmap"``, the default, or
+    ``"rocksdb"``).
     """
     env = StreamEnvironment(parallelism=parallelism, max_parallelism=max_parallelism)
+    if state_backend is not None:
+        env.config.state_backend = state_backend
     if clock is not None:
         env.config.clock = clock
     if batch_size is not None:

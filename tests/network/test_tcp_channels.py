@@ -46,7 +46,13 @@ async def _run_over_tcp(env: StreamEnvironment) -> tuple[TcpChannels, LocalExecu
     address = await server.start()
     everything = [(v.id, i) for v in graph.vertices for i in range(v.parallelism)]
     tcp = TcpChannels(
-        graph, server, Fence("job", "epoch-1", 0), everything, lambda v, i: address, credits=2
+        graph,
+        server,
+        Fence("job", "epoch-1", 0),
+        everything,
+        lambda v, i: address,
+        credits=2,
+        in_memory_local=False,  # every channel over a real socket
     )
     await tcp.prepare()
     executor = LocalExecutor(graph, env.config, channels=tcp)

@@ -36,6 +36,9 @@ class CheckpointConfig:
     #: run exactly-once on storage that does not honour put-if-absent (unsafe)
     allow_unsafe_storage: bool = False
     restore: bool = True
+    #: backends with native snapshots (RocksDB) take incremental checkpoints; False: canonical
+    #: full ones (savepoints are canonical either way)
+    incremental: bool = True
 
     def __post_init__(self) -> None:
         if self.interval_ms is not None and self.interval_ms < 10:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 
 METADATA = "_metadata"
 SHARED = "shared"
@@ -37,6 +38,17 @@ def savepoint_name(job_id: str, checkpoint_id: int) -> str:
 
 def state_file(uid: str, subtask: int, checkpoint_id: int) -> str:
     return f"{checkpoint_dir(checkpoint_id)}/{safe(uid)}-{subtask}.kg"
+
+
+def native_private_file(uid: str, subtask: int, checkpoint_id: int) -> str:
+    """The tar of a native snapshot's own small files (MANIFEST, CURRENT...)."""
+    return f"{checkpoint_dir(checkpoint_id)}/{safe(uid)}-{subtask}.native.tar"
+
+
+def shared_file(uid: str, subtask: int, name: str) -> str:
+    """A new, unique name under ``shared/`` for an incremental file (SST numbers repeat across
+    subtasks and restores, so the name carries a random part)."""
+    return f"{SHARED}/{safe(uid)}-{subtask}-{uuid.uuid4().hex}-{name}"
 
 
 def safe(uid: str) -> str:

@@ -6,6 +6,12 @@ groups) and operator state (source positions, pending sink transactions) per sub
 every file it references with its size. Paths are relative to the checkpoint's root, so a
 savepoint can be moved.
 
+Keyed state comes in two formats: canonical (:class:`KeyedStateHandle`, every backend, every
+savepoint) and native incremental (:class:`IncrementalKeyedStateHandle`, RocksDB checkpoints:
+the database files of one subtask, its SST files under ``shared/``). A checkpoint with native
+handles is written as metadata version 2, so an older streamjob refuses it instead of
+silently restoring without that state; version 1 documents are read as before.
+
 Operator-state elements are stored as JSON when they are JSON values, else as base64 pickle
 (``{"$pickle": ...}``): restoring pickled state from an untrusted bucket runs code.
 """
@@ -22,6 +28,8 @@ from streamjob import errors
 
 FORMAT = "streamjob-checkpoint"
 VERSION = 1
+VERSION_INCREMENTAL = 2
+READABLE_VERSIONS = (VERSION, VERSION_INCREMENTAL)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,80 @@ class KeyedStateHandle:
 
 
 @dataclass(frozen=True)
+class StateFile:
+    """One file of a native snapshot: where it is stored, its size, its name in the snapshot."""
+
+    path: str
+    size: int
+    name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "size": self.size, "name": self.name}
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> StateFile:
+        return StateFile(path=str(data["path"]), size=int(data["size"]), name=str(data["name"]))
+
+
+@dataclass(frozen=True)
+class IncrementalKeyedStateHandle:
+    """Native keyed state of one subtask (DESIGN.md section 6, incremental format).
+
+    ``shared``: the database's SST files, under unique names in ``shared/``, referenced by
+    every later checkpoint that still contains them; ``private``: this checkpoint's own files
+    (one tar of the MANIFEST, CURRENT, OPTIONS..., so one request); ``base_checkpoint_id``: the
+    completed checkpoint, notified to the subtask, whose uploads this one reused (None: all
+    uploaded afresh);
+    ``sections``: the operator's own per-key-group sections (timers, window contents) in the
+    canonical format, or None.
+    """
+
+    subtask: int
+    key_group_range: tuple[int, int]
+    backend: str
+    shared: tuple[StateFile, ...]
+    private: tuple[StateFile, ...]
+    base_checkpoint_id: int | None = None
+    sections: KeyedStateHandle | None = None
+
+    def files(self) -> list[tuple[str, int]]:
+        found = [(f.path, f.size) for f in (*self.shared, *self.private)]
+        if self.sections is not None:
+            found.append((self.sections.path, self.sections.size))
+        return found
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.files())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subtask": self.subtask,
+            "key_group_range": list(self.key_group_range),
+            "backend": self.backend,
+            "base_checkpoint_id": self.base_checkpoint_id,
+            "shared": [f.to_json() for f in self.shared],
+            "private": [f.to_json() for f in self.private],
+            "sections": None if self.sections is None else self.sections.to_json(),
+        }
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> IncrementalKeyedStateHandle:
+        start, end = data["key_group_range"]
+        base = data.get("base_checkpoint_id")
+        sections = data.get("sections")
+        return IncrementalKeyedStateHandle(
+            subtask=int(data["subtask"]),
+            key_group_range=(int(start), int(end)),
+            backend=str(data["backend"]),
+            shared=tuple(StateFile.from_json(f) for f in data["shared"]),
+            private=tuple(StateFile.from_json(f) for f in data["private"]),
+            base_checkpoint_id=None if base is None else int(base),
+            sections=None if sections is None else KeyedStateHandle.from_json(sections),
+        )
+
+
+@dataclass(frozen=True)
 class OperatorStateEntry:
     """Operator (non-keyed) list state: ``split`` round-robin or ``union`` on restore."""
 
@@ -74,9 +156,16 @@ class OperatorMetadata:
     keyed_states: list[dict[str, Any]] = field(default_factory=list)
     keyed_handles: list[KeyedStateHandle] = field(default_factory=list)
     operator_state: dict[str, OperatorStateEntry] = field(default_factory=dict)
+    incremental_handles: list[IncrementalKeyedStateHandle] = field(default_factory=list)
 
     def state_size(self) -> int:
-        return sum(h.size for h in self.keyed_handles)
+        return sum(h.size for h in self.keyed_handles) + sum(
+            h.size for h in self.incremental_handles
+        )
+
+    @property
+    def has_keyed_state(self) -> bool:
+        return bool(self.keyed_handles or self.incremental_handles)
 
 
 @dataclass
@@ -96,16 +185,36 @@ class CheckpointMetadata:
         return None
 
     def files(self) -> list[tuple[str, int]]:
-        return sorted({(h.path, h.size) for op in self.operators for h in op.keyed_handles})
+        found = {(h.path, h.size) for op in self.operators for h in op.keyed_handles}
+        for op in self.operators:
+            for handle in op.incremental_handles:
+                found.update(handle.files())
+        return sorted(found)
+
+    def shared_files(self) -> set[str]:
+        """Paths of the ``shared/`` files this checkpoint references."""
+        return {f.path for op in self.operators for h in op.incremental_handles for f in h.shared}
+
+    def incremental_floor(self) -> int:
+        """The oldest checkpoint a later incremental checkpoint of this job may still reuse
+        files of: the oldest base of this one's native handles (each subtask's base only
+        moves forward), or this checkpoint itself."""
+        bases = [
+            self.checkpoint_id if h.base_checkpoint_id is None else h.base_checkpoint_id
+            for op in self.operators
+            for h in op.incremental_handles
+        ]
+        return min(bases, default=self.checkpoint_id)
 
     def total_size(self) -> int:
         return sum(size for _, size in self.files())
 
     # -- JSON -----------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
+        incremental = any(op.incremental_handles for op in self.operators)
         doc = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION_INCREMENTAL if incremental else VERSION,
             "job_id": self.job_id,
             "checkpoint_id": self.checkpoint_id,
             "kind": self.kind,
@@ -129,6 +238,11 @@ class CheckpointMetadata:
                         }
                         for name, entry in sorted(op.operator_state.items())
                     },
+                    **(
+                        {"incremental_handles": [h.to_json() for h in op.incremental_handles]}
+                        if op.incremental_handles
+                        else {}
+                    ),
                 }
                 for op in self.operators
             ],
@@ -151,10 +265,11 @@ class CheckpointMetadata:
                 if isinstance(doc, dict)
                 else f"{location} is not a streamjob checkpoint"
             )
-        if doc.get("version") != VERSION:
+        if doc.get("version") not in READABLE_VERSIONS:
             raise errors.CheckpointCorruptError(
                 f"{location} has metadata version {doc.get('version')}; this streamjob reads "
-                f"version {VERSION}: upgrade streamjob to restore it"
+                f"versions {', '.join(map(str, READABLE_VERSIONS))}: upgrade streamjob to "
+                "restore it"
             )
         try:
             return CheckpointMetadata(
@@ -180,6 +295,9 @@ def _operator_from_json(op: dict[str, Any]) -> OperatorMetadata:
         max_parallelism=int(op["max_parallelism"]),
         keyed_states=list(op.get("keyed_states", [])),
         keyed_handles=[KeyedStateHandle.from_json(h) for h in op.get("keyed_handles", [])],
+        incremental_handles=[
+            IncrementalKeyedStateHandle.from_json(h) for h in op.get("incremental_handles", [])
+        ],
         operator_state={
             name: OperatorStateEntry(
                 mode=str(entry["mode"]),

@@ -2,19 +2,27 @@
 
 Each new subtask owns ``key_group_range(i)`` under the new parallelism and reads, from every
 old handle that intersects it, only the byte range of its own key groups (one ranged GET per
-handle: key groups are stored in order). Operator list state is split round-robin or given
-whole (union). Everything happens before the operators open.
+handle: key groups are stored in order). Native (incremental) handles are downloaded whole and
+rebuilt into the backend's database (:mod:`streamjob.checkpoint.incremental`); their operator
+sections (timers...) are canonical and read like the other handles. Operator list state is
+split round-robin or given whole (union). Everything happens before the operators open.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamjob import errors
+from streamjob.checkpoint import incremental
 from streamjob.checkpoint.faults import FaultInjector
-from streamjob.checkpoint.metadata import CheckpointMetadata, OperatorMetadata
+from streamjob.checkpoint.metadata import (
+    CheckpointMetadata,
+    IncrementalKeyedStateHandle,
+    KeyedStateHandle,
+    OperatorMetadata,
+)
 from streamjob.checkpoint.operator_state import restore_keyed_blob, restore_operator_state
 from streamjob.runtime.graph import JobGraph
 from streamjob.runtime.operators.base import StreamOperator
@@ -27,6 +35,8 @@ class RestoreStats:
     bytes_read: int = 0
     key_groups: int = 0
     requests: int = 0
+    #: uid -> the native handle a backend adopted whole, to seed its incremental uploads
+    native_bases: dict[str, IncrementalKeyedStateHandle] = field(default_factory=dict)
 
 
 def check_restorable(
@@ -44,7 +54,7 @@ def check_restorable(
         )
     for node in graph.nodes.values():
         old = meta.operator(node.uid)
-        if old is not None and old.keyed_handles and old.max_parallelism != node.max_parallelism:
+        if old is not None and old.has_keyed_state and old.max_parallelism != node.max_parallelism:
             raise errors.RestoreError(
                 f"operator {node.uid!r}: the checkpoint was taken with max parallelism "
                 f"{old.max_parallelism}, the job now has {node.max_parallelism}; keyed state "
@@ -54,11 +64,11 @@ def check_restorable(
 
 
 def _has_state(op: OperatorMetadata) -> bool:
-    return bool(op.keyed_handles) or any(e.all_elements() for e in op.operator_state.values())
+    return op.has_keyed_state or any(e.all_elements() for e in op.operator_state.values())
 
 
 def max_parallelism_of(meta: CheckpointMetadata) -> dict[str, int]:
-    return {op.uid: op.max_parallelism for op in meta.operators if op.keyed_handles}
+    return {op.uid: op.max_parallelism for op in meta.operators if op.has_keyed_state}
 
 
 def restore_task(
@@ -87,7 +97,14 @@ def _restore_keyed(
 ) -> None:
     kg_range = op.ctx.key_group_range
     assert kg_range is not None
-    for handle in old.keyed_handles:
+    adopted, native_bytes, native_files = incremental.restore(op, old, storage)
+    if adopted is not None:
+        stats.native_bases[old.uid] = adopted
+    stats.bytes_read += native_bytes
+    stats.requests += native_files
+    handles: list[KeyedStateHandle] = list(old.keyed_handles)
+    handles.extend(h.sections for h in old.incremental_handles if h.sections is not None)
+    for handle in handles:
         wanted = sorted(kg for kg in handle.offsets if kg in kg_range)
         if not wanted:
             continue

@@ -77,6 +77,8 @@ def assemble_metadata(
                 meta.keyed_states = op.keyed_states
             if op.handle is not None:
                 meta.keyed_handles.append(op.handle)
+            if op.incremental_handle is not None:
+                meta.incremental_handles.append(op.incremental_handle)
             for name, (mode, elements) in op.operator_state.items():
                 slot = per_subtask_state.setdefault(op.uid, {}).setdefault(name, (mode, {}))
                 slot[1][snapshot.subtask] = list(elements)
@@ -88,6 +90,7 @@ def assemble_metadata(
             )
     for meta in by_uid.values():
         meta.keyed_handles.sort(key=lambda h: h.subtask)
+        meta.incremental_handles.sort(key=lambda h: h.subtask)
     return CheckpointMetadata(
         job_id=job_id,
         checkpoint_id=pending.checkpoint_id,

@@ -3,8 +3,11 @@
 A checkpoint is complete exactly when ``chk-{n}/_metadata`` exists; it is written last, with
 put-if-absent, so two JobManagers cannot both commit checkpoint *n*. Retention deletes
 ``_metadata`` first, then the checkpoint's own files. At start, checkpoint directories without
-``_metadata`` are garbage. Files of a savepoint or another job are never touched here: this
-store only ever lists and deletes under its own job's root.
+``_metadata`` are garbage. Files under ``shared/`` (incremental SSTs) outlive the checkpoint
+that uploaded them: the runner deletes them (:meth:`CheckpointStore.delete_shared`) when its
+:class:`~streamjob.checkpoint.shared_registry.SharedStateRegistry` says nobody references them.
+Files of a savepoint or another job are never touched here: this store only ever lists and
+deletes under its own job's root.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ class CheckpointStore:
             incomplete=sorted(c for c, done in seen.items() if not done),
         )
 
-    def read(self, checkpoint_id: int) -> CheckpointMetadata:
+    def read(self, checkpoint_id: int, *, verify: bool = True) -> CheckpointMetadata:
+        """The checkpoint's metadata; with ``verify``, every file it references is checked."""
         key = layout.metadata_key(checkpoint_id)
         location = self.storage.location_of(key)
         try:
@@ -61,7 +65,8 @@ class CheckpointStore:
         except ObjectNotFound as exc:
             raise errors.CheckpointCorruptError(f"{location} is missing") from exc
         meta = CheckpointMetadata.from_bytes(data, location=location)
-        self.verify_files(meta, self.storage)
+        if verify:
+            self.verify_files(meta, self.storage)
         return meta
 
     @staticmethod
@@ -127,6 +132,15 @@ class CheckpointStore:
         for cid in doomed:
             self.discard(cid)
         return doomed
+
+    def shared_files(self) -> list[str]:
+        """Every file under ``shared/``."""
+        return [info.key for info in self.storage.list(layout.SHARED + "/")]
+
+    def delete_shared(self, paths: list[str]) -> None:
+        """Delete shared files no checkpoint references any more."""
+        if paths:
+            self.storage.delete_many(paths)
 
     def remove_garbage(self, *, below: int | None = None) -> list[int]:
         """Delete checkpoint directories that never completed (at start: all of them)."""

@@ -8,7 +8,10 @@ One run of a job (DESIGN.md sections 6 and 7):
    checkpoint's max parallelism), deploy the tasks and restore them before they open;
 3. trigger checkpoints periodically (and at once when every source has ended, so the final
    transactions commit: FLIP-147); commit each by writing ``_metadata`` with put-if-absent,
-   then notify the tasks; retain the last N;
+   then notify the tasks; retain the last N, and delete the incremental files under
+   ``shared/`` that the :class:`SharedStateRegistry` says no retained or pending checkpoint
+   can reference (rebuilt from the retained ``_metadata`` files when an attempt starts and
+   ends, when nothing is pending and unreferenced shared files are garbage);
 4. when a task fails, ask the restart strategy; restart from the latest completed checkpoint,
    or fail the job with the cause.
 
@@ -34,6 +37,7 @@ from streamjob.checkpoint.metadata import CheckpointMetadata
 from streamjob.checkpoint.operator_state import SPLITS
 from streamjob.checkpoint.restoring import RestoreStats, check_restorable, restore_task
 from streamjob.checkpoint.savepoints import SavepointRequest, assemble_metadata
+from streamjob.checkpoint.shared_registry import SharedStateRegistry
 from streamjob.checkpoint.snapshotting import SubtaskSnapshot, TaskCheckpointer
 from streamjob.checkpoint.store import CheckpointStore
 from streamjob.execution.graphs import GraphBuilder
@@ -89,6 +93,7 @@ class LocalJobRunner:
         self._stopped = False
         self._run_nonce = uuid.uuid4().hex[:8]
         self._background: set[asyncio.Future[None]] = set()
+        self._registry: SharedStateRegistry | None = None
 
     # -- set-up ---------------------------------------------------------------------------
     def _open_storage(self) -> None:
@@ -204,6 +209,9 @@ class LocalJobRunner:
             if meta is not None and restore_storage is not None:
                 for task in executor.tasks:
                     stats = restore_task(task, meta, restore_storage, self.faults)
+                    checkpointer = self._checkpointers.get((task.vertex_id, task.subtask_index))
+                    if checkpointer is not None and stats.native_bases:
+                        checkpointer.seed_incremental(stats.native_bases, meta.checkpoint_id)
                     info.restore_per_task[task.name] = stats
                     info.restore_stats.bytes_read += stats.bytes_read
                     info.restore_stats.key_groups += stats.key_groups
@@ -225,7 +233,24 @@ class LocalJobRunner:
         finally:
             info.source_records = sum(t.records_out for t in executor.tasks if t.gate is None)
             await self._drain_uploads()
+            _dispose_native_backends(executor)
+            await self._collect_shared_garbage()
         return info
+
+    async def _collect_shared_garbage(self) -> None:
+        """At the end of an attempt nothing is pending: the shared files that only discarded
+        checkpoints used can go (best effort: the next start collects what this leaves)."""
+        store = self.store
+        if store is None or self.checkpoint is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            completed = (await loop.run_in_executor(self._uploads, store.listing)).completed
+            self._registry = await loop.run_in_executor(
+                self._uploads, self._rebuild_registry, store, completed
+            )
+        except Exception as exc:
+            log.warning("could not collect unreferenced shared files: %s", exc)
 
     def _attempt_config(self, attempt: int) -> ExecutionConfig:
         from dataclasses import replace
@@ -278,6 +303,7 @@ class LocalJobRunner:
         listing = store.listing()
         if store.remove_garbage():
             log.info("removed checkpoint directories without _metadata")
+        self._registry = self._rebuild_registry(store, listing.completed)
         first_id = max(listing.max_id, meta.checkpoint_id if meta else 0) + 1
         self.coordinator = CheckpointCoordinator(
             self.checkpoint, first_id=first_id, now_ms=self._now()
@@ -294,8 +320,29 @@ class LocalJobRunner:
                 acknowledge=self._on_ack,
                 decline=self._on_decline,
                 faults=self.faults,
+                incremental=self.checkpoint.incremental,
             )
             self._checkpointers[checkpointer.key] = checkpointer
+
+    @staticmethod
+    def _rebuild_registry(
+        store: CheckpointStore, completed: list[int]
+    ) -> SharedStateRegistry | None:
+        """The shared-file registry from the retained checkpoints; unreferenced shared files
+        are deleted (nothing is pending at an attempt's start). None, and nothing deleted, if
+        a retained ``_metadata`` cannot be read."""
+        try:
+            registry = SharedStateRegistry.rebuild(
+                store.read(cid, verify=False) for cid in completed
+            )
+        except errors.CheckpointError as exc:
+            log.warning("shared files are kept: a retained checkpoint is unreadable (%s)", exc)
+            return None
+        garbage = registry.unreferenced(store.shared_files())
+        if garbage:
+            log.info("deleting %d shared files no retained checkpoint references", len(garbage))
+            store.delete_shared(garbage)
+        return registry
 
     def _storage_for(self, barrier: CheckpointBarrier) -> CheckpointStorage:
         assert self.store is not None
@@ -452,13 +499,25 @@ class LocalJobRunner:
                     functools.partial(checkpointer.notify_complete, checkpoint_id)
                 )
         if not pending.is_savepoint:
-            await loop.run_in_executor(self._uploads, store.retain, self.checkpoint_retained())
+            await loop.run_in_executor(self._uploads, self._retain, meta)
         elif pending.options.stop:
             self._stopped = True
             if self.result is not None:
                 self.result.savepoint_path = path
             if self.executor is not None:
                 self.executor.stop()
+
+    def _retain(self, meta: CheckpointMetadata) -> None:
+        """Retain the last N checkpoints; delete the shared files nobody can reference now."""
+        assert self.store is not None
+        registry = self._registry
+        if registry is not None:
+            registry.register(
+                meta.checkpoint_id, meta.shared_files(), floor=meta.incremental_floor()
+            )
+        discarded = self.store.retain(self.checkpoint_retained())
+        if registry is not None:
+            self.store.delete_shared(registry.release(discarded))
 
     def checkpoint_retained(self) -> int:
         return self.checkpoint.retained if self.checkpoint is not None else 1
@@ -488,3 +547,13 @@ class LocalJobRunner:
         request = SavepointRequest(location=location, stop=stop, drain=drain)
         self._savepoint = request
         return await request.done
+
+
+def _dispose_native_backends(executor: LocalExecutor) -> None:
+    """Close the local databases of an ended attempt (uploads are drained by then); the hashmap
+    backends are left to the garbage collector, as results may still show their tasks."""
+    for task in executor.tasks:
+        for op in task.operators:
+            backend = getattr(op, "backend", None)
+            if backend is not None and hasattr(backend, "native_checkpoint"):
+                backend.dispose()

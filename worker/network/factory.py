@@ -2,8 +2,9 @@
 
 ``build_task`` asks its channel factory synchronously; TCP ends need a connection first. So a
 deployment first registers its input channels with the local data server, then connects its
-output channels to the data servers of the receiving subtasks (which may be this process),
-and only then builds the tasks from the prepared ends.
+output channels to the data servers of the receiving subtasks, and only then builds the tasks
+from the prepared ends. A channel whose two ends run in this process is in memory (records are
+never serialized within a process).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from streamjob.network import frames
 from streamjob.network.channels import RemoteInputChannel, RemoteOutputChannel
 from streamjob.network.server import DataServer, Fence, connect_output
+from streamjob.runtime.channels import LocalChannel
 from streamjob.runtime.deploy import channel_pairs
 from streamjob.runtime.graph import JobEdge, JobGraph
 
@@ -31,7 +33,10 @@ class TcpChannels:
         local: Iterable[tuple[int, int]],
         address_of: Callable[[int, int], tuple[str, int]],
         credits: int,
+        *,
+        in_memory_local: bool = True,
     ) -> None:
+        self.in_memory_local = in_memory_local
         self.graph = graph
         self.server = server
         self.fence = fence
@@ -40,19 +45,30 @@ class TcpChannels:
         self.credits = credits
         self.inputs: dict[ChannelKey, RemoteInputChannel] = {}
         self.outputs: dict[ChannelKey, RemoteOutputChannel] = {}
+        #: both ends in this process: in memory, never serialized
+        self.local_pairs: dict[ChannelKey, LocalChannel] = {}
 
     async def prepare(self) -> None:
         await self.server.set_fence(self.fence)
         for edge in self.graph.edges:
             for i, j in channel_pairs(self.graph, edge):
-                if (edge.target_vertex, j) in self.local:
+                both_local = (edge.source_vertex, i) in self.local and (
+                    edge.target_vertex,
+                    j,
+                ) in self.local
+                if both_local and self.in_memory_local:
+                    self.local_pairs[(edge.id, i, j)] = LocalChannel(
+                        self.credits, f"e{edge.id}:{i}->{j}"
+                    )
+                elif (edge.target_vertex, j) in self.local:
                     channel = RemoteInputChannel(f"e{edge.id}:{i}->{j}", self.credits)
                     self.inputs[(edge.id, i, j)] = channel
                     await self.server.expect((self.fence.attempt, edge.id, i, j), channel)
         connects = []
         for edge in self.graph.edges:
             for i, j in channel_pairs(self.graph, edge):
-                if (edge.source_vertex, i) in self.local:
+                key = (edge.id, i, j)
+                if (edge.source_vertex, i) in self.local and key not in self.local_pairs:
                     connects.append(self._connect(edge, i, j))
         await asyncio.gather(*connects)
 
@@ -70,13 +86,17 @@ class TcpChannels:
 
     def output_channel(
         self, edge: JobEdge, source_index: int, target_index: int
-    ) -> RemoteOutputChannel:
-        return self.outputs[(edge.id, source_index, target_index)]
+    ) -> RemoteOutputChannel | LocalChannel:
+        key = (edge.id, source_index, target_index)
+        local = self.local_pairs.get(key)
+        return local if local is not None else self.outputs[key]
 
     def input_channel(
         self, edge: JobEdge, source_index: int, target_index: int
-    ) -> RemoteInputChannel:
-        return self.inputs[(edge.id, source_index, target_index)]
+    ) -> RemoteInputChannel | LocalChannel:
+        key = (edge.id, source_index, target_index)
+        local = self.local_pairs.get(key)
+        return local if local is not None else self.inputs[key]
 
     async def close(self) -> None:
         for out in self.outputs.values():
