@@ -113,7 +113,7 @@ def test_credits_bound_batches_in_flight() -> None:
 
 
 async def _handshake(job: str, epoch: str, attempt: int) -> None:
-    server = DataServer()
+    server = DataServer(registration_wait_s=0.5)
     address = await server.start()
     await server.set_fence(Fence("job", "epoch-2", 5))
     await server.expect((5, 0, 0, 0), RemoteInputChannel("r", 2))
@@ -132,6 +132,34 @@ async def _handshake(job: str, epoch: str, attempt: int) -> None:
 def test_stale_or_foreign_senders_are_rejected(job: str, epoch: str, attempt: int) -> None:
     with pytest.raises(ChannelRejected, match="stale or foreign"):
         asyncio.run(_handshake(job, epoch, attempt))
+
+
+async def _early_sender() -> list[Any]:
+    """A sender of the next attempt connects before this process got its deployment: the
+    handshake waits for the deployment instead of refusing it."""
+    server = DataServer()
+    address = await server.start()
+    await server.set_fence(Fence("job", "e", 0))
+    connecting = asyncio.ensure_future(
+        connect_output(address, frames.Hello("job", "e", 1, 0, 0, 0), "s")
+    )
+    await asyncio.sleep(0.2)
+    assert not connecting.done()
+    receiver = RemoteInputChannel("r", 2)
+    await server.set_fence(Fence("job", "e", 1))
+    await server.expect((1, 0, 0, 0), receiver)
+    sender = await asyncio.wait_for(connecting, 5)
+    sender.send(Batch([7]))
+    await asyncio.sleep(0.05)
+    item = receiver.poll()
+    await sender.close()
+    await receiver.close()
+    await server.close()
+    return [] if item is None else item.records  # type: ignore[union-attr]
+
+
+def test_a_sender_ahead_of_the_deployment_waits_for_it() -> None:
+    assert asyncio.run(_early_sender()) == [7]
 
 
 def test_the_current_sender_is_accepted() -> None:

@@ -20,7 +20,8 @@ from streamjob.network.channels import RemoteInputChannel, RemoteOutputChannel
 
 log = logging.getLogger(__name__)
 
-REGISTRATION_WAIT_S = 10.0
+#: how long a sender may wait for this process to receive its part of the deployment
+REGISTRATION_WAIT_S = 5.0
 
 
 class ChannelRejected(ConnectionError):
@@ -37,7 +38,14 @@ class Fence:
 class DataServer:
     """Accepts data connections for the input channels of this process's subtasks."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        registration_wait_s: float = REGISTRATION_WAIT_S,
+    ) -> None:
+        self.registration_wait_s = registration_wait_s
         self.host = host
         self.port = port
         self.fence: Fence | None = None
@@ -64,6 +72,7 @@ class DataServer:
             stale = [k for k in self._expected if k[0] != fence.attempt]
             for key in stale:
                 del self._expected[key]
+            self._registered.notify_all()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -85,25 +94,39 @@ class DataServer:
         channel.attach(reader, writer)
 
     async def _admit(self, hello: frames.Hello) -> RemoteInputChannel:
-        fence = self.fence
-        if fence is None or (hello.job_id, hello.epoch, hello.attempt) != (
-            fence.job_id,
-            fence.epoch,
-            fence.attempt,
-        ):
-            raise ChannelRejected(
-                f"stale or foreign sender (job {hello.job_id}, epoch {hello.epoch}, attempt "
-                f"{hello.attempt}); current: {fence}"
-            )
+        """Wait until this process's deployment for the sender's (job, epoch, attempt) arrived
+        and registered the channel; a provably stale sender is refused at once."""
         key = hello.channel_key()
+        wanted = (hello.job_id, hello.epoch, hello.attempt)
+
+        def stale() -> bool:
+            fence = self.fence
+            return (
+                fence is not None
+                and (fence.job_id, fence.epoch) == (hello.job_id, hello.epoch)
+                and fence.attempt > hello.attempt
+            )
+
+        def ready() -> bool:
+            fence = self.fence
+            current = None if fence is None else (fence.job_id, fence.epoch, fence.attempt)
+            return stale() or (current == wanted and key in self._expected)
+
         async with self._registered:
             try:
-                await asyncio.wait_for(
-                    self._registered.wait_for(lambda: key in self._expected),
-                    REGISTRATION_WAIT_S,
-                )
+                wait = self._registered.wait_for(ready)
+                await asyncio.wait_for(wait, self.registration_wait_s)
             except TimeoutError:
-                raise ChannelRejected(f"no input channel registered for {key}") from None
+                raise ChannelRejected(
+                    f"stale or foreign sender (job {hello.job_id}, epoch {hello.epoch}, attempt "
+                    f"{hello.attempt}): no such deployment here after "
+                    f"{self.registration_wait_s:g}s; current: {self.fence}"
+                ) from None
+            if stale():
+                raise ChannelRejected(
+                    f"stale or foreign sender (job {hello.job_id}, epoch {hello.epoch}, attempt "
+                    f"{hello.attempt}); current: {self.fence}"
+                )
             return self._expected.pop(key)
 
     async def close(self) -> None:
