@@ -28,6 +28,7 @@ from streamjob.state import (
     api,
     backend,
     canonical,
+    canonical_columns,
     descriptors,
     hashmap_access,
     hashmap_snapshot,
@@ -92,7 +93,9 @@ class HashMapStateBackend(backend.KeyedStateBackend):
         else:
             state = hashmap_ttl.create(self, table, self._clock)
         now = self._clock.now_ms()
-        for kg, body in self._pending.pop(descriptor.name, {}).items():
+        pending = self._pending.pop(descriptor.name, {})
+        while pending:
+            kg, body = pending.popitem()  # frees each body once it is loaded
             hashmap_snapshot.read_section(table, kg, body, now)
         self._pending_meta.pop(descriptor.name, None)
         self._tables[descriptor.name] = table
@@ -139,7 +142,7 @@ class HashMapStateBackend(backend.KeyedStateBackend):
         self._check_usable()
         self.check_key_group(key_group)
         now = self._clock.now_ms()
-        sections: list[tuple[str, bytes]] = []
+        sections: list[tuple[str, bytes | list[canonical_columns.Part]]] = []
         for name, table in self._tables.items():
             body = hashmap_snapshot.write_section(table, key_group, now)
             if body is not None:

@@ -1,8 +1,11 @@
 """Converting the hashmap backend's stored values to canonical sections and back.
 
 :func:`write_section` turns one :class:`StateTable`'s key group into a canonical state section
-body (:mod:`streamjob.state.canonical`); :func:`read_section` loads one into a table. Stored
-shapes (see :mod:`streamjob.state.hashmap_states` and :mod:`streamjob.state.hashmap_ttl`):
+body, column by column (:mod:`streamjob.state.canonical_columns`); :func:`read_section` loads
+a body of either layout into a table. Both work on whole columns (one ``join`` of the keys, one
+pickle of the values, one ``dict.update``) rather than entry by entry: per-entry Python steps
+are what a snapshot of millions of keys costs. Stored shapes (see
+:mod:`streamjob.state.hashmap_states` and :mod:`streamjob.state.hashmap_ttl`):
 
 =================  ================  ==========================
 kind               without TTL       with TTL
@@ -14,91 +17,190 @@ map                ``{uk: v}``       ``{uk: (v, ts)}``
 =================  ================  ==========================
 
 A restore may change the TTL setting: timestamps are dropped when the state no longer has a
-TTL, and entries written without one are stamped with the restore time.
+TTL, and entries written without one are stamped with the restore time. The cyclic garbage
+collector is paused while a key group is loaded: a restore creates millions of objects that
+all stay alive, and collections triggered by them would traverse the whole heap again and again.
 """
 
 from __future__ import annotations
 
+from itertools import accumulate, pairwise
 from typing import Any
 
-from streamjob.state import canonical, hashmap_table, meta
+from streamjob.state import canonical, canonical_columns, hashmap_table, meta, serializers
+
+_ONE_ITEM_KINDS = (meta.StateKind.VALUE, meta.StateKind.REDUCING, meta.StateKind.AGGREGATING)
 
 
-def write_section(table: hashmap_table.StateTable, key_group: int, now_ms: int) -> bytes | None:
-    """The section body of ``key_group``, or ``None`` when the state has nothing there."""
-    if table.is_empty(key_group):
+def item_column(
+    serializer: serializers.TypeSerializer, objs: list[Any]
+) -> list[canonical_columns.Part]:
+    """A canonical item column of ``objs``: one pickle of them all when the serializer is
+    pickle (a C loop instead of a Python call per object), else each object's bytes."""
+    if type(serializer) is serializers.PickleSerializer:
+        return canonical_columns.pickled_items(objs, serializer.protocol)
+    return canonical_columns.chunk_items(serializers.serialize_all(serializer, objs))
+
+
+def item_objects(serializer: serializers.TypeSerializer, items: canonical.Items) -> list[Any]:
+    if items.objects is not None:
+        return items.objects
+    assert items.chunks is not None
+    return serializers.deserialize_all(serializer, items.chunks)
+
+
+# -- snapshot -------------------------------------------------------------------------------------
+def write_section(
+    table: hashmap_table.StateTable, key_group: int, now_ms: int
+) -> list[canonical_columns.Part] | None:
+    """The section body of ``key_group`` (as its parts, for
+    :func:`canonical.build_key_group`), or ``None`` when the state has nothing there."""
+    void = table.tables[key_group]
+    spaced = table.ns_tables[key_group]
+    if not void and not spaced:
         return None
+    keys = list(void)
+    stored = list(void.values())
+    namespaces: list[bytes] | None = None
+    if spaced:
+        namespaces = [canonical.VOID_NAMESPACE] * len(keys)
+        encoded: dict[Any, bytes] = {}  # windows: many keys share one namespace
+        for key, namespace in spaced:
+            keys.append(key)
+            chunk = encoded.get(namespace)
+            if chunk is None:
+                chunk = encoded[namespace] = canonical.encode_namespace(namespace)
+            namespaces.append(chunk)
+        stored.extend(spaced.values())
     info = table.info
-    descriptor = table.descriptor
-    serialize = descriptor.serializer.serialize
-    key_serializer = descriptor.key_serializer
     ttl = info.ttl
-    drop_expired_before = (
-        now_ms - ttl.ttl_ms if ttl is not None and ttl.cleanup_in_full_snapshot else None
+    drop_before = now_ms - ttl.ttl_ms if ttl is not None and ttl.cleanup_in_full_snapshot else None
+    if info.kind in _ONE_ITEM_KINDS:
+        return _write_one_item_entries(table, keys, namespaces, stored, drop_before)
+    return _write_collections(table, keys, namespaces, stored, drop_before)
+
+
+def _write_one_item_entries(
+    table: hashmap_table.StateTable,
+    keys: list[Any],
+    namespaces: list[bytes] | None,
+    stored: list[Any],
+    drop_before: int | None,
+) -> list[canonical_columns.Part] | None:
+    timestamps = None
+    values = stored
+    if table.info.ttl is not None:
+        if drop_before is not None:
+            kept = [i for i, (_, ts) in enumerate(stored) if ts > drop_before]
+            if len(kept) < len(stored):
+                keys = [keys[i] for i in kept]
+                namespaces = None if namespaces is None else [namespaces[i] for i in kept]
+                stored = [stored[i] for i in kept]
+        values = [value for value, _ in stored]
+        timestamps = [ts for _, ts in stored]
+    if not keys:
+        return None
+    return canonical_columns.body_parts(
+        table.meta_head,
+        keys=keys,
+        namespaces=namespaces,
+        counts=None,
+        user_keys=None,
+        timestamps=timestamps,
+        values=item_column(table.descriptor.serializer, values),
+        n_items=len(values),
     )
-    writer = canonical.StateSectionWriter(info, head=table.meta_head)
-    for key, namespace, stored in table.entries(key_group):
-        items: list[canonical.Item]
-        if info.kind is meta.StateKind.LIST:
-            elements = stored if ttl is not None else [(value, None) for value in stored]
-            items = [(None, ts, serialize(value)) for value, ts in elements]
-        elif info.kind is meta.StateKind.MAP:
-            assert key_serializer is not None
-            entries = stored.items() if ttl is not None else _no_ts(stored.items())
-            items = [
-                (key_serializer.serialize(user_key), ts, serialize(value))
-                for user_key, (value, ts) in entries
-            ]
+
+
+def _write_collections(
+    table: hashmap_table.StateTable,
+    keys: list[Any],
+    namespaces: list[bytes] | None,
+    stored: list[Any],
+    drop_before: int | None,
+) -> list[canonical_columns.Part] | None:
+    """ListState (elements) and MapState (user entries): several items per entry."""
+    is_map = table.info.kind is meta.StateKind.MAP
+    with_ttl = table.info.ttl is not None
+    kept_keys: list[Any] = []
+    kept_namespaces: list[bytes] = []
+    counts: list[int] = []
+    user_keys: list[Any] = []
+    values: list[Any] = []
+    timestamps: list[int] = []
+    for index, collection in enumerate(stored):
+        items = list(collection.items()) if is_map else collection
+        if with_ttl:
+            if is_map:
+                items = [(uk, value, ts) for uk, (value, ts) in items]
+            if drop_before is not None:
+                items = [item for item in items if item[-1] > drop_before]
+            timestamps.extend([item[-1] for item in items])
+        if not items:
+            continue
+        if is_map:
+            user_keys.extend([item[0] for item in items])
+            values.extend([item[1] for item in items])
+        elif with_ttl:
+            values.extend([item[0] for item in items])
         else:
-            value, ts = stored if ttl is not None else (stored, None)
-            items = [(None, ts, serialize(value))]
-        if drop_expired_before is not None:
-            items = [item for item in items if _ts(item) > drop_expired_before]
-        if items:
-            writer.entry(key, namespace, items)
-    return writer.body() if writer.entries else None
+            values.extend(items)
+        kept_keys.append(keys[index])
+        if namespaces is not None:
+            kept_namespaces.append(namespaces[index])
+        counts.append(len(items))
+    if not kept_keys:
+        return None
+    descriptor = table.descriptor
+    key_serializer = descriptor.key_serializer
+    if is_map:
+        assert key_serializer is not None
+    return canonical_columns.body_parts(
+        table.meta_head,
+        keys=kept_keys,
+        namespaces=None if namespaces is None else kept_namespaces,
+        counts=counts,
+        user_keys=item_column(key_serializer, user_keys) if key_serializer and is_map else None,
+        timestamps=timestamps if with_ttl else None,
+        values=item_column(descriptor.serializer, values),
+        n_items=len(values),
+    )
 
 
-def _no_ts(pairs: Any) -> list[tuple[Any, tuple[Any, None]]]:
-    return [(user_key, (value, None)) for user_key, value in pairs]
-
-
-def _ts(item: canonical.Item) -> int:
-    ts = item[1]
-    assert ts is not None
-    return ts
-
-
+# -- restore --------------------------------------------------------------------------------------
 def read_section(table: hashmap_table.StateTable, key_group: int, body: bytes, now_ms: int) -> None:
     """Load a canonical section body into ``table`` (entries replace existing ones)."""
+    _, columns = canonical.read_columns(body)
     descriptor = table.descriptor
-    deserialize = descriptor.serializer.deserialize
-    key_serializer = descriptor.key_serializer
-    kind = table.info.kind
-    with_ttl = table.info.ttl is not None
-
-    def stamped(value: Any, ts: int | None) -> Any:
-        if not with_ttl:
-            return value
-        return (value, now_ms if ts is None else ts)
-
-    for key, namespace, items in canonical.iter_state_entries(body):
-        stored: Any
-        if kind is meta.StateKind.LIST:
-            stored = [stamped(deserialize(value), ts) for _, ts, value in items]
-        elif kind is meta.StateKind.MAP:
-            assert key_serializer is not None
-            stored = {
-                key_serializer.deserialize(_user_key(user_key)): stamped(deserialize(value), ts)
-                for user_key, ts, value in items
-            }
-        else:
-            ((_, ts, value),) = items
-            stored = stamped(deserialize(value), ts)
-        if stored or kind not in (meta.StateKind.LIST, meta.StateKind.MAP):
-            table.put(key_group, key, namespace, stored)
+    stored = item_objects(descriptor.serializer, columns.values)
+    if table.info.ttl is not None:
+        stamps = columns.timestamps or [now_ms] * len(stored)
+        stored = list(zip(stored, stamps, strict=True))
+    keys = columns.keys
+    namespaces = columns.namespaces
+    if table.info.kind not in _ONE_ITEM_KINDS:
+        stored = _collections(table, columns, stored)
+        if not all(stored):  # an empty list or map is no state
+            kept = [i for i, collection in enumerate(stored) if collection]
+            keys = [keys[i] for i in kept]
+            namespaces = None if namespaces is None else [namespaces[i] for i in kept]
+            stored = [stored[i] for i in kept]
+    if namespaces is None:
+        table.tables[key_group].update(zip(keys, stored, strict=True))
+        return
+    for key, namespace, value in zip(keys, namespaces, stored, strict=True):
+        table.put(key_group, key, namespace, value)
 
 
-def _user_key(data: bytes | None) -> bytes:
-    assert data is not None, "a map state item has no user key"
-    return data
+def _collections(
+    table: hashmap_table.StateTable, columns: canonical.Columns, items: list[Any]
+) -> list[Any]:
+    """Each entry's list (ListState) or dict (MapState) of its stored items."""
+    counts = columns.counts or [1] * len(columns.keys)
+    bounds = list(pairwise(accumulate(counts, initial=0)))
+    if table.info.kind is not meta.StateKind.MAP:
+        return [items[start:end] for start, end in bounds]
+    key_serializer = table.descriptor.key_serializer
+    assert key_serializer is not None and columns.user_keys is not None
+    user_keys = item_objects(key_serializer, columns.user_keys)
+    return [dict(zip(user_keys[start:end], items[start:end], strict=True)) for start, end in bounds]
