@@ -163,6 +163,9 @@ class TaskManager:
             for task in executor.tasks:
                 checkpointer = TaskCheckpointer(
                     task,
+                    # Canonical snapshots: the JobManager does not run the shared-file registry
+                    # that incremental (native RocksDB) checkpoints need for their retention yet.
+                    incremental=False,
                     exactly_once=deployment.exactly_once,
                     storage_for=self._storage_for,
                     upload_executor=self._uploads,
