@@ -13,7 +13,6 @@ from typing import Any
 
 from streamjob.cluster.jobmaster import JobMaster
 from streamjob.jobmanager import dto, gateway, views
-from streamjob.runtime.events import CheckpointKind
 
 
 class ClusterGateway:
@@ -141,37 +140,18 @@ class ClusterGateway:
         completed = list(jm.completed) + ([] if driver is None else list(driver.completed))
         pending = None if driver is None else driver.coordinator.pending
         failed = jm.failed_checkpoints + (0 if driver is None else driver.coordinator.num_failed)
-        in_progress = [views.pending_info(pending)] if pending is not None else []
-        checkpoints = [c for c in completed if c.kind is CheckpointKind.CHECKPOINT]
-        savepoints = [c for c in completed if c.kind is CheckpointKind.SAVEPOINT]
-        config = jm.spec.checkpoint
         restored = None
         if jm.restored_checkpoint_id is not None:
             restored = dto.RestoredCheckpoint(
                 id=jm.restored_checkpoint_id, path=jm.restored_from, attempt=max(0, jm.attempt)
             )
-        sizes = [float(c.size_bytes) for c in completed]
-        durations = [float(c.duration_ms) for c in completed]
-        return dto.CheckpointStatistics(
-            enabled=config is not None,
-            interval_ms=None if config is None else config.interval_ms,
-            mode=None if config is None else config.mode.value,
-            counts=dto.CheckpointCounts(
-                completed=len(completed),
-                failed=failed,
-                in_progress=len(in_progress),
-                restored=int(restored is not None),
-                total=len(completed) + failed + len(in_progress),
-            ),
-            latest=dto.LatestCheckpoints(
-                completed=views.completed_info(checkpoints[-1]) if checkpoints else None,
-                savepoint=views.completed_info(savepoints[-1]) if savepoints else None,
-                restored=restored,
-            ),
-            summary=dto.CheckpointSummary(
-                size_bytes=views.min_max_avg(sizes), duration_ms=views.min_max_avg(durations)
-            ),
-            history=in_progress + [views.completed_info(c) for c in reversed(completed[-20:])],
+        return views.statistics(
+            config=jm.spec.checkpoint,
+            completed=completed,
+            pending=pending,
+            failed=failed,
+            restored=restored,
+            restored_count=int(restored is not None),
         )
 
     async def trigger_savepoint(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from streamjob.checkpoint.config import CheckpointConfig
 from streamjob.checkpoint.coordinator import CompletedInfo, PendingCheckpoint
 from streamjob.execution.local_job import LocalJobRunner
 from streamjob.jobmanager import dto
@@ -148,20 +149,17 @@ def min_max_avg(values: Sequence[float]) -> dto.MinMaxAvg | None:
     return dto.MinMaxAvg(min=min(values), max=max(values), avg=sum(values) / len(values))
 
 
-def checkpoint_statistics(runner: LocalJobRunner, *, failed: int) -> dto.CheckpointStatistics:
-    """``failed`` is counted by the gateway over every attempt's coordinator."""
-    config = runner.checkpoint
-    result = runner.result
-    completed = list(result.checkpoints) if result is not None else []
-    coordinator = runner.coordinator
-    pending = coordinator.pending if coordinator is not None else None
+def statistics(
+    *,
+    config: CheckpointConfig | None,
+    completed: Sequence[CompletedInfo],
+    pending: PendingCheckpoint | None,
+    failed: int,
+    restored: dto.RestoredCheckpoint | None,
+    restored_count: int,
+) -> dto.CheckpointStatistics:
+    """The checkpoint statistics of any runtime (local runner or cluster job master)."""
     in_progress = [pending_info(pending)] if pending is not None else []
-    restored = [
-        a
-        for a in (result.attempts if result is not None else [])
-        if a.restored_checkpoint_id is not None
-    ]
-    last_restore = restored[-1] if restored else None
     checkpoints = [c for c in completed if c.kind is CheckpointKind.CHECKPOINT]
     savepoints = [c for c in completed if c.kind is CheckpointKind.SAVEPOINT]
     return dto.CheckpointStatistics(
@@ -172,23 +170,41 @@ def checkpoint_statistics(runner: LocalJobRunner, *, failed: int) -> dto.Checkpo
             completed=len(completed),
             failed=failed,
             in_progress=len(in_progress),
-            restored=len(restored),
+            restored=restored_count,
             total=len(completed) + failed + len(in_progress),
         ),
         latest=dto.LatestCheckpoints(
             completed=completed_info(checkpoints[-1]) if checkpoints else None,
             savepoint=completed_info(savepoints[-1]) if savepoints else None,
-            restored=None
-            if last_restore is None or last_restore.restored_checkpoint_id is None
-            else dto.RestoredCheckpoint(
-                id=last_restore.restored_checkpoint_id,
-                path=last_restore.restored_from,
-                attempt=last_restore.attempt,
-            ),
+            restored=restored,
         ),
         summary=dto.CheckpointSummary(
             size_bytes=min_max_avg([c.size_bytes for c in completed]),
             duration_ms=min_max_avg([c.duration_ms for c in completed]),
         ),
         history=in_progress + [completed_info(c) for c in reversed(completed[-HISTORY:])],
+    )
+
+
+def checkpoint_statistics(runner: LocalJobRunner, *, failed: int) -> dto.CheckpointStatistics:
+    """``failed`` is counted by the gateway over every attempt's coordinator."""
+    result = runner.result
+    coordinator = runner.coordinator
+    restored = [
+        a
+        for a in (result.attempts if result is not None else [])
+        if a.restored_checkpoint_id is not None
+    ]
+    last = restored[-1] if restored else None
+    return statistics(
+        config=runner.checkpoint,
+        completed=list(result.checkpoints) if result is not None else [],
+        pending=coordinator.pending if coordinator is not None else None,
+        failed=failed,
+        restored=None
+        if last is None or last.restored_checkpoint_id is None
+        else dto.RestoredCheckpoint(
+            id=last.restored_checkpoint_id, path=last.restored_from, attempt=last.attempt
+        ),
+        restored_count=len(restored),
     )
