@@ -25,6 +25,34 @@ from tests.cluster.jobs import committed, expected_pairs, windowed_reference
 JOB = "tests/cluster/jobs.py:build"
 
 
+def _job_env(tmp_path: Path, events: int, *, rate: int) -> tuple[Path, dict[str, str]]:
+    """The sink directory and the environment the job processes read their settings from."""
+    out = tmp_path / "out"
+    env = {
+        "STREAMJOB_TEST_OUT": str(out),
+        "STREAMJOB_TEST_EVENTS": str(events),
+        "STREAMJOB_TEST_RATE": str(rate),
+    }
+    return out, env
+
+
+def _failover_args(tmp_path: Path, *, heartbeat_timeout: str) -> tuple[str, ...]:
+    """JobManager arguments for the failure tests: p = 2, fast checkpoints and restarts."""
+    return (
+        JOB,
+        "-p",
+        "2",
+        "--checkpoint-dir",
+        str(tmp_path / "chk"),
+        "--checkpoint-interval",
+        "0.2",
+        "--heartbeat-timeout",
+        heartbeat_timeout,
+        "--restart-strategy",
+        "fixed-delay:5:0.2",
+    )
+
+
 def _check(out: Path, events: int, p: int | None = None) -> None:
     rows = committed(out)
     got = Counter((k, n) for k, n, _ in rows)
@@ -65,27 +93,10 @@ def test_a_job_over_two_taskmanager_processes(tmp_path: Path) -> None:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("detection", ["heartbeat", "report"])
 def test_a_killed_taskmanager_fails_over_exactly_once(tmp_path: Path, detection: str) -> None:
-    out = tmp_path / "out"
     events = 30000
-    env = {
-        "STREAMJOB_TEST_OUT": str(out),
-        "STREAMJOB_TEST_EVENTS": str(events),
-        "STREAMJOB_TEST_RATE": "10000",
-    }
+    out, env = _job_env(tmp_path, events, rate=10000)
     with local_cluster(tmp_path, env) as cluster:
-        cluster.start_jobmanager(
-            JOB,
-            "-p",
-            "2",
-            "--checkpoint-dir",
-            str(tmp_path / "chk"),
-            "--checkpoint-interval",
-            "0.2",
-            "--heartbeat-timeout",
-            "2",
-            "--restart-strategy",
-            "fixed-delay:5:0.2",
-        )
+        cluster.start_jobmanager(*_failover_args(tmp_path, heartbeat_timeout="2"))
         cluster.start_taskmanager()
         victim = cluster.start_taskmanager()
         cluster.wait_for(lambda: _completed(cluster) >= 2, 60, "two completed checkpoints")
@@ -118,13 +129,8 @@ def _restored_id(cluster: object) -> int | None:
 
 @pytest.mark.timeout(180)
 def test_a_killed_jobmanager_restarts_and_resumes_from_storage(tmp_path: Path) -> None:
-    out = tmp_path / "out"
     events = 30000
-    env = {
-        "STREAMJOB_TEST_OUT": str(out),
-        "STREAMJOB_TEST_EVENTS": str(events),
-        "STREAMJOB_TEST_RATE": "10000",
-    }
+    out, env = _job_env(tmp_path, events, rate=10000)
     args = (
         JOB,
         "-p",
@@ -158,13 +164,8 @@ def test_a_killed_jobmanager_restarts_and_resumes_from_storage(tmp_path: Path) -
 
 @pytest.mark.timeout(240)
 def test_rescale_2_3_1_through_the_rest_api(tmp_path: Path) -> None:
-    out = tmp_path / "out"
     events = 40000
-    env = {
-        "STREAMJOB_TEST_OUT": str(out),
-        "STREAMJOB_TEST_EVENTS": str(events),
-        "STREAMJOB_TEST_RATE": "10000",
-    }
+    out, env = _job_env(tmp_path, events, rate=10000)
     with local_cluster(tmp_path, env) as cluster:
         cluster.start_jobmanager(
             JOB,
@@ -198,27 +199,10 @@ def test_rescale_2_3_1_through_the_rest_api(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(240)
 def test_a_sigstopped_taskmanager_is_replaced_and_its_zombie_does_no_harm(tmp_path: Path) -> None:
-    out = tmp_path / "out"
     events = 30000
-    env = {
-        "STREAMJOB_TEST_OUT": str(out),
-        "STREAMJOB_TEST_EVENTS": str(events),
-        "STREAMJOB_TEST_RATE": "10000",
-    }
+    out, env = _job_env(tmp_path, events, rate=10000)
     with local_cluster(tmp_path, env) as cluster:
-        cluster.start_jobmanager(
-            JOB,
-            "-p",
-            "2",
-            "--checkpoint-dir",
-            str(tmp_path / "chk"),
-            "--checkpoint-interval",
-            "0.2",
-            "--heartbeat-timeout",
-            "1.5",
-            "--restart-strategy",
-            "fixed-delay:5:0.2",
-        )
+        cluster.start_jobmanager(*_failover_args(tmp_path, heartbeat_timeout="1.5"))
         cluster.start_taskmanager()
         zombie = cluster.start_taskmanager()
         cluster.wait_for(lambda: _completed(cluster) >= 2, 60, "two completed checkpoints")
@@ -262,13 +246,8 @@ def test_random_taskmanager_kills_and_a_jobmanager_kill_on_seaweedfs(
     """Three TaskManager SIGKILLs at random moments and one JobManager SIGKILL, with the
     checkpoints on a real S3 server: the committed output equals the failure-free one."""
     rng = random.Random(f"{job}-kills")
-    out = tmp_path / "out"
     events = 36000
-    env = {
-        "STREAMJOB_TEST_OUT": str(out),
-        "STREAMJOB_TEST_EVENTS": str(events),
-        "STREAMJOB_TEST_RATE": "6000",
-    }
+    out, env = _job_env(tmp_path, events, rate=6000)
     entry = JOB if job == "w1" else "tests/cluster/jobs.py:build_windowed"
     args = (
         entry,
