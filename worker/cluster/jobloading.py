@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from streamjob.api.environment import StreamEnvironment
 from streamjob.checkpoint import layout
 from streamjob.checkpoint.metadata import CheckpointMetadata
-from streamjob.checkpoint.restoring import restore_task
+from streamjob.checkpoint.restoring import RestoreStats, restore_task
 from streamjob.cluster.messages import Deployment
 from streamjob.jobref import load_job
 from streamjob.runtime.graph import JobGraph
@@ -58,8 +58,9 @@ def read_restore_metadata(
 
 def restore_source(
     d: Deployment, tasks: Sequence[Task], storage_of: Callable[[str], CheckpointStorage]
-) -> None:
+) -> tuple[int, dict[tuple[int, int], RestoreStats]]:
+    """Restore this TaskManager's tasks; the restored checkpoint's id and each task's stats."""
     assert d.restore_path is not None
     meta, root = read_restore_metadata(d.restore_path, storage_of)
-    for task in tasks:
-        restore_task(task, meta, root)
+    stats = {(task.vertex_id, task.subtask_index): restore_task(task, meta, root) for task in tasks}
+    return meta.checkpoint_id, stats

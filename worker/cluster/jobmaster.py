@@ -35,7 +35,12 @@ from streamjob.checkpoint.restoring import check_restorable, max_parallelism_of
 from streamjob.checkpoint.store import CheckpointStore
 from streamjob.cluster import messages, placement
 from streamjob.cluster.rpc_client import TaskManagerRpc
-from streamjob.execution.checkpointing import CheckpointDriver, CheckpointFailover
+from streamjob.execution.checkpointing import (
+    CheckpointDriver,
+    CheckpointFailover,
+    collect_shared_garbage,
+    start_attempt,
+)
 from streamjob.execution.restart import default_restart_strategy
 from streamjob.jobref import load_job
 from streamjob.jobstate import JobState
@@ -364,15 +369,18 @@ class JobMaster:
         self.restored_checkpoint_id = None if meta is None else meta.checkpoint_id
         deployment = self._deployment(graph, parallelism, restore_path, adopted)
         if self.spec.checkpoint is not None and self.store is not None:
-            listing = self.store.listing()
-            self.store.remove_garbage()
-            first = max(listing.max_id, meta.checkpoint_id if meta else 0) + 1
+            start = await asyncio.get_running_loop().run_in_executor(
+                self._uploads,
+                start_attempt,
+                self.store,
+                None if meta is None else meta.checkpoint_id,
+            )
             self.driver = CheckpointDriver(
                 config=self.spec.checkpoint,
                 store=self.store,
                 job_id=self.job_id,
                 graph=graph,
-                first_id=first,
+                start=start,
                 port=_RemotePort(self),
                 executor=self._uploads,
                 faults=self.faults,
@@ -381,17 +389,22 @@ class JobMaster:
         self.state = JobState.RUNNING
         if self.first_deployed is None:
             self.first_deployed = time.monotonic()
+        ended = "the attempt ended"
         try:
             await self._deploy(deployment)
             return await self._supervise()
         except (_AttemptFailed, CheckpointFailover, errors.StreamJobError) as exc:
-            self.failure = str(exc)
+            self.failure = ended = str(exc)
             self.state = JobState.FAILING
             await self._cancel_everywhere()
             return "failed"
         finally:
             if self.driver is not None:
-                await self.driver.drain()
+                await self.driver.drain(ended)
+                if self.store is not None:
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._uploads, collect_shared_garbage, self.store
+                    )
                 self.completed.extend(self.driver.completed)
                 self.failed_checkpoints += self.driver.coordinator.num_failed
                 self.driver = None
@@ -416,6 +429,7 @@ class JobMaster:
             checkpoint_dir=None if cfg is None else cfg.directory,
             checkpointing=cfg is not None,
             exactly_once=cfg is None or cfg.mode is CheckpointingMode.EXACTLY_ONCE,
+            incremental=cfg is not None and cfg.incremental,
             state_backend=self.spec.state_backend,
             restore_path=restore_path,
             graph_fingerprint=graph.fingerprint(),

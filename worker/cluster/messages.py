@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from streamjob.checkpoint.metadata import KeyedStateHandle, decode_element, encode_element
+from streamjob.checkpoint.metadata import (
+    IncrementalKeyedStateHandle,
+    KeyedStateHandle,
+    decode_element,
+    encode_element,
+)
 from streamjob.checkpoint.snapshotting import OperatorSnapshot, SubtaskSnapshot
 from streamjob.runtime.events import CheckpointBarrier, CheckpointKind, CheckpointOptions
 
@@ -52,6 +57,8 @@ class Deployment:
     batch_size: int = 1024
     credits: int = 4
     adopted_max_parallelism: dict[str, int] = field(default_factory=dict)
+    #: native (RocksDB) incremental checkpoints; the JobManager runs the shared-file registry
+    incremental: bool = True
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +115,9 @@ def snapshot_to_json(snapshot: SubtaskSnapshot) -> dict[str, Any]:
                 "uid": op.uid,
                 "keyed_states": op.keyed_states,
                 "handle": None if op.handle is None else op.handle.to_json(),
+                "incremental_handle": None
+                if op.incremental_handle is None
+                else op.incremental_handle.to_json(),
                 "operator_state": {
                     name: [mode, [encode_element(e) for e in elements]]
                     for name, (mode, elements) in op.operator_state.items()
@@ -129,6 +139,9 @@ def snapshot_from_json(data: dict[str, Any]) -> SubtaskSnapshot:
                 uid=op["uid"],
                 keyed_states=list(op["keyed_states"]),
                 handle=None if op["handle"] is None else KeyedStateHandle.from_json(op["handle"]),
+                incremental_handle=None
+                if op.get("incremental_handle") is None
+                else IncrementalKeyedStateHandle.from_json(op["incremental_handle"]),
                 operator_state={
                     name: (mode, [decode_element(e) for e in elements])
                     for name, (mode, elements) in op["operator_state"].items()

@@ -163,9 +163,7 @@ class TaskManager:
             for task in executor.tasks:
                 checkpointer = TaskCheckpointer(
                     task,
-                    # Canonical snapshots: the JobManager does not run the shared-file registry
-                    # that incremental (native RocksDB) checkpoints need for their retention yet.
-                    incremental=False,
+                    incremental=deployment.incremental,
                     exactly_once=deployment.exactly_once,
                     storage_for=self._storage_for,
                     upload_executor=self._uploads,
@@ -175,7 +173,12 @@ class TaskManager:
                 )
                 self.checkpointers[checkpointer.key] = checkpointer
         if deployment.restore_path is not None:
-            restore_source(deployment, executor.tasks, self._storage)
+            restored_id, stats = restore_source(deployment, executor.tasks, self._storage)
+            for key, task_stats in stats.items():
+                restored = self.checkpointers.get(key)
+                if restored is not None and task_stats.native_bases:
+                    # later incremental checkpoints reuse the restored checkpoint's files
+                    restored.seed_incremental(task_stats.native_bases, restored_id)
         self._run = asyncio.ensure_future(executor.run())
 
     def _storage(self, url: str) -> CheckpointStorage:

@@ -9,7 +9,11 @@ runner's port posts to in-process tasks, the JobManager's port sends RPCs to Tas
 2. ``acknowledge()`` collects the tasks' snapshots; when all are in, ``_finalize`` writes
    ``_metadata`` with put-if-absent (the commit point) and then notifies the tasks;
 3. ``decline()`` or a failed write aborts the checkpoint; beyond the tolerable count the job
-   fails over (``failover`` is set and raised by the next ``tick``).
+   fails over (``failover`` is set and raised by the next ``tick``);
+4. retention keeps the last N checkpoints and deletes the incremental files under ``shared/``
+   that the :class:`SharedStateRegistry` says no retained or pending checkpoint can reference.
+   :func:`start_attempt` rebuilds the registry from the retained ``_metadata`` before an
+   attempt deploys (nothing is pending then, so unreferenced shared files are garbage).
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from streamjob import errors
@@ -25,7 +31,9 @@ from streamjob.checkpoint import layout
 from streamjob.checkpoint.config import CheckpointConfig, CheckpointingMode
 from streamjob.checkpoint.coordinator import CheckpointCoordinator, CompletedInfo, TaskKey
 from streamjob.checkpoint.faults import FaultInjector
+from streamjob.checkpoint.metadata import CheckpointMetadata
 from streamjob.checkpoint.savepoints import SavepointRequest, assemble_metadata
+from streamjob.checkpoint.shared_registry import SharedStateRegistry
 from streamjob.checkpoint.store import CheckpointStore
 from streamjob.runtime.events import CheckpointBarrier, CheckpointOptions
 from streamjob.runtime.graph import JobGraph
@@ -60,6 +68,50 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+@dataclass(frozen=True)
+class AttemptStart:
+    """What an attempt's driver starts from: the next checkpoint id and the shared files."""
+
+    first_id: int
+    registry: SharedStateRegistry | None
+
+
+def start_attempt(store: CheckpointStore, restored_id: int | None) -> AttemptStart:
+    """Before an attempt deploys: delete checkpoint directories that never completed, rebuild
+    the shared-file registry (deleting unreferenced shared files) and pick the first id
+    (ids keep increasing across attempts and runs). Blocking storage I/O."""
+    listing = store.listing()
+    if store.remove_garbage():
+        log.info("removed checkpoint directories without _metadata")
+    registry = rebuild_registry(store, listing.completed)
+    return AttemptStart(max(listing.max_id, restored_id or 0) + 1, registry)
+
+
+def collect_shared_garbage(store: CheckpointStore) -> None:
+    """After an attempt ended (nothing pending): delete the shared files that only discarded
+    checkpoints used. Best effort: the next attempt's start collects what this leaves."""
+    try:
+        rebuild_registry(store, store.listing().completed)
+    except Exception as exc:
+        log.warning("could not collect unreferenced shared files: %s", exc)
+
+
+def rebuild_registry(store: CheckpointStore, completed: list[int]) -> SharedStateRegistry | None:
+    """The shared-file registry from the retained checkpoints; shared files none of them
+    references are deleted (call only while nothing is pending). None, and nothing deleted,
+    if a retained ``_metadata`` cannot be read."""
+    try:
+        registry = SharedStateRegistry.rebuild(store.read(cid, verify=False) for cid in completed)
+    except errors.CheckpointError as exc:
+        log.warning("shared files are kept: a retained checkpoint is unreadable (%s)", exc)
+        return None
+    garbage = registry.unreferenced(store.shared_files())
+    if garbage:
+        log.info("deleting %d shared files no retained checkpoint references", len(garbage))
+        store.delete_shared(garbage)
+    return registry
+
+
 class CheckpointDriver:
     def __init__(
         self,
@@ -68,11 +120,12 @@ class CheckpointDriver:
         store: CheckpointStore,
         job_id: str,
         graph: JobGraph,
-        first_id: int,
+        start: AttemptStart,
         port: DeploymentPort,
         executor: Executor,
         faults: FaultInjector,
         savepoint_storages: dict[str, CheckpointStorage],
+        on_completed: Callable[[CompletedInfo], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -81,8 +134,10 @@ class CheckpointDriver:
         self.port = port
         self.executor = executor
         self.faults = faults
-        self.coordinator = CheckpointCoordinator(config, first_id=first_id, now_ms=now_ms())
+        self.coordinator = CheckpointCoordinator(config, first_id=start.first_id, now_ms=now_ms())
+        self.registry = start.registry
         self.savepoint_storages = savepoint_storages
+        self.on_completed = on_completed
         self.savepoint: SavepointRequest | None = None
         self.completed: list[CompletedInfo] = []
         self.failover: BaseException | None = None
@@ -136,9 +191,11 @@ class CheckpointDriver:
         if self.coordinator.task_finished(task) and pending is not None:
             self._spawn(self._finalize(pending.checkpoint_id))
 
-    def decline(self, checkpoint_id: int, task: TaskKey, reason: str) -> None:
+    def decline(
+        self, checkpoint_id: int, task: TaskKey, reason: str, cause: BaseException | None = None
+    ) -> None:
         log.warning("task %s declined checkpoint %d: %s", task, checkpoint_id, reason)
-        self.abort(checkpoint_id, f"task {task} declined: {reason}")
+        self.abort(checkpoint_id, f"task {task} declined: {reason}", cause=cause)
 
     def abort(self, checkpoint_id: int, reason: str, cause: BaseException | None = None) -> None:
         coordinator = self.coordinator
@@ -200,6 +257,8 @@ class CheckpointDriver:
         )
         coordinator.complete(checkpoint_id, completed, now_ms())
         self.completed.append(completed)
+        if self.on_completed is not None:
+            self.on_completed(completed)
         try:
             self.faults.hit("after_metadata", checkpoint_id=checkpoint_id)
         except Exception as exc:
@@ -216,11 +275,30 @@ class CheckpointDriver:
             self.stopped_at = path
             self.port.stop()
         if not pending.is_savepoint:
-            await loop.run_in_executor(self.executor, self.store.retain, self.config.retained)
+            await loop.run_in_executor(self.executor, self._retain, meta)
 
-    async def drain(self) -> None:
+    def _retain(self, meta: CheckpointMetadata) -> None:
+        """Retain the last N checkpoints; delete the shared files nobody can reference now."""
+        registry = self.registry
+        if registry is not None:
+            registry.register(
+                meta.checkpoint_id, meta.shared_files(), floor=meta.incremental_floor()
+            )
+        discarded = self.store.retain(self.config.retained)
+        if registry is not None:
+            self.store.delete_shared(registry.release(discarded))
+
+    async def drain(self, reason: str = "the attempt ended") -> None:
+        """Wait for commits and retention in flight; a savepoint that can no longer complete
+        fails with ``reason`` (its caller must not wait for ever)."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+        request = self.savepoint
+        if request is not None:
+            request.fail(
+                f"the savepoint did not complete: {reason}; trigger it again once the job is "
+                "RUNNING"
+            )
 
     # -- savepoints and stops ------------------------------------------------------------------
     def request_stop_checkpoint(self) -> SavepointRequest:

@@ -24,6 +24,23 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     jm.add_argument("--job-id", default=None)
     jm.add_argument("--checkpoint-dir", default=None)
     jm.add_argument("--checkpoint-interval", type=float, default=None, help="seconds")
+    jm.add_argument("--checkpoint-timeout", type=float, default=600.0, help="seconds")
+    jm.add_argument(
+        "--min-pause", type=float, default=0.0, help="seconds between checkpoints, at least"
+    )
+    jm.add_argument("--tolerable-failures", type=int, default=0, help="failed checkpoints")
+    jm.add_argument("--retained", type=int, default=1, help="completed checkpoints to keep")
+    jm.add_argument(
+        "--no-incremental",
+        dest="incremental",
+        action="store_false",
+        help="RocksDB: full canonical checkpoints instead of incremental native ones",
+    )
+    jm.add_argument(
+        "--allow-checkpoint-fallback",
+        action="store_true",
+        help="start from an older checkpoint if the latest is unreadable (may duplicate output)",
+    )
     jm.add_argument("--from-savepoint", default=None)
     jm.add_argument("--allow-non-restored-state", action="store_true")
     jm.add_argument("--at-least-once", action="store_true")
@@ -63,6 +80,12 @@ def run_jobmanager(args: argparse.Namespace) -> int:
             interval_ms=None
             if args.checkpoint_interval is None
             else int(args.checkpoint_interval * 1000),
+            timeout_ms=int(args.checkpoint_timeout * 1000),
+            min_pause_ms=int(args.min_pause * 1000),
+            tolerable_failures=args.tolerable_failures,
+            retained=args.retained,
+            incremental=args.incremental,
+            allow_checkpoint_fallback=args.allow_checkpoint_fallback,
             job_id=args.job_id,
             from_savepoint=args.from_savepoint,
             allow_non_restored_state=args.allow_non_restored_state,
@@ -142,6 +165,7 @@ def run_mini_cluster(args: argparse.Namespace) -> int:
         "--job-id": args.job_id,
         "--state-backend": args.state_backend,
         "--restart-strategy": args.restart_strategy,
+        "--retained": args.retained,
     }
     for flag, value in flags.items():
         if value is not None:
@@ -150,6 +174,8 @@ def run_mini_cluster(args: argparse.Namespace) -> int:
         jm_args.append("--allow-non-restored-state")
     if args.at_least_once:
         jm_args.append("--at-least-once")
+    if args.allow_checkpoint_fallback:
+        jm_args.append("--allow-checkpoint-fallback")
     logs = Path(tempfile.mkdtemp(prefix="streamjob-minicluster-"))
     cluster = MiniCluster(log_dir=logs, forward_output=True)
     stopping = []
