@@ -35,8 +35,10 @@ def w1_records(indices: range) -> list[tuple[str, int]]:
     table = TABLE
     n = len(table)
     start = indices.start % n
-    if indices.step == 1 and start + len(indices) <= n:
-        return table[start : start + len(indices)]
+    step = indices.step
+    stop = start + (len(indices) - 1) * step + 1
+    if step > 0 and stop <= n:  # one slice (a subtask's split is strided at parallelism > 1)
+        return table[start:stop:step]
     return [table[i % n] for i in indices]
 
 

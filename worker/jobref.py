@@ -47,11 +47,27 @@ def load_job(reference: str) -> Callable[[Any], Any]:
     )
 
 
+#: job files executed by this process: (absolute path, mtime, size) -> module. A TaskManager
+#: redeploys the same job after every failover and rescale; executing its file once keeps
+#: module-level work (tables, models, connections) out of recovery time, as Flink keeps a
+#: job's user-code class loader.
+_LOADED: dict[tuple[str, int, int], Any] = {}
+
+
 def _load_path(path: str, reference: str) -> Any:
     if not os.path.isfile(path):
         raise errors.JobReferenceError(
             f"job {reference!r}: file {path!r} does not exist (looked in {os.getcwd()!r})"
         )
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_mtime_ns, stat.st_size)
+    module = _LOADED.get(key)
+    if module is None:
+        module = _LOADED[key] = _exec_path(path, reference)
+    return module
+
+
+def _exec_path(path: str, reference: str) -> Any:
     name = "streamjob_job_" + os.path.splitext(os.path.basename(path))[0]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

@@ -202,3 +202,15 @@ def test_assigner_refuses_unhashable_and_unsupported_keys() -> None:
         assigner.key_group(1.5)
     with pytest.raises(errors.KeyTypeError):
         assigner.key_group(True)
+
+
+def test_assigners_of_one_max_parallelism_share_their_cache() -> None:
+    """Several subtasks' partitioners in one process hash each key once."""
+    first = keygroups.KeyGroupAssigner(4096)
+    second = keygroups.KeyGroupAssigner(4096)
+    other = keygroups.KeyGroupAssigner(8192)
+    key = "shared-cache-probe"
+    first.key_group(key)
+    assert key in second._cache
+    assert key not in other._cache
+    assert other.key_group(key) == keygroups.assign_to_key_group(key, 8192)

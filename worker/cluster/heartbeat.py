@@ -12,7 +12,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from streamjob.cluster.rpc_client import heartbeat_once
+from streamjob.cluster.rpc_client import HeartbeatClient
 
 if TYPE_CHECKING:
     from streamjob.cluster.taskmanager import TaskManager
@@ -36,6 +36,13 @@ class HeartbeatThread:
         self._stop.set()
 
     def _run(self) -> None:
+        client = HeartbeatClient(self.tm.rpc.base_url)
+        try:
+            self._beat(client)
+        finally:
+            client.close()
+
+    def _beat(self, client: HeartbeatClient) -> None:
         tm = self.tm
         loop = tm._loop
         assert loop is not None
@@ -44,7 +51,7 @@ class HeartbeatThread:
             if epoch is None:
                 continue  # (re-)registering
             try:
-                answer = heartbeat_once(tm.rpc.base_url, tm.tm_id, tm.nonce, epoch, tm.metrics())
+                answer = client.beat(tm.tm_id, tm.nonce, epoch, tm.metrics())
             except Exception as exc:
                 silent = time.monotonic() - self.last_ok
                 log.info("heartbeat failed (%s); JobManager silent for %.1fs", exc, silent)

@@ -2,7 +2,7 @@
 
 ``JobManagerRpc``: TaskManager -> JobManager (register, acknowledge, decline, task state).
 ``TaskManagerRpc``: JobManager -> TaskManager (deploy, trigger, notify, stop, cancel).
-``heartbeat_once``: the heartbeat thread's blocking call.
+``HeartbeatClient``: the heartbeat thread's blocking calls.
 """
 
 from __future__ import annotations
@@ -86,17 +86,24 @@ class JobManagerRpc:
         await self._client.aclose()
 
 
-def heartbeat_once(
-    base_url: str, tm_id: str, nonce: str, epoch: str, metrics: dict[str, Any]
-) -> dict[str, Any]:
-    with httpx.Client(base_url=base_url, timeout=httpx.Timeout(3.0)) as client:
-        response = client.post(
+class HeartbeatClient:
+    """The heartbeat thread's blocking client: one connection pool for the thread's life (a
+    new client per beat builds an SSL context each second, holding the GIL for milliseconds)."""
+
+    def __init__(self, base_url: str) -> None:
+        self._client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(3.0))
+
+    def beat(self, tm_id: str, nonce: str, epoch: str, metrics: dict[str, Any]) -> dict[str, Any]:
+        response = self._client.post(
             "/internal/heartbeat",
             json={"tm_id": tm_id, "nonce": nonce, "epoch": epoch, "metrics": metrics},
         )
         response.raise_for_status()
         answer: dict[str, Any] = response.json()
         return answer
+
+    def close(self) -> None:
+        self._client.close()
 
 
 class TaskManagerRpc:

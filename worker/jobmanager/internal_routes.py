@@ -105,6 +105,7 @@ def operator_router(jm: JobMaster) -> APIRouter:
                 "alive": info.alive,
                 "lost_reason": info.lost_reason,
                 "data": f"{info.registration.data_host}:{info.registration.data_port}",
+                "rest_url": info.registration.rest_url,
                 "metrics": info.metrics,
             }
             for tm_id, info in jm.tms.items()
