@@ -198,6 +198,7 @@ class DataStream:
             "sink",
             inputs=[self.transformation],
             operator_factory=lambda: SinkOperator(sink),
+            connector=sink,
         )
         return DataStream(self.env, t)
 

@@ -176,6 +176,14 @@ class StreamEnvironment:
             adopted_max_parallelism=None if restored is None else max_parallelism_of(restored),
         )
 
+    def check_connectors(self, checkpoint: CheckpointConfig | None) -> None:
+        """Let every sink check its settings against the checkpoint interval the job runs
+        with (known only once the command line or the JobManager configured it)."""
+        interval = None if checkpoint is None else checkpoint.interval_ms
+        for t in self._transformations:
+            if t.kind == "sink" and t.connector is not None:
+                t.connector.check_checkpointing(interval)
+
     def build_graph(self, *, adopted_max_parallelism: dict[str, int] | None = None) -> JobGraph:
         """The graph at this environment's parallelism, adopting restored max parallelism."""
         self.get_job_graph()  # validation (sinks, uids)
@@ -193,6 +201,7 @@ class StreamEnvironment:
         storage: Any = None,
         wrap_storage: Callable[[Any], Any] | None = None,
     ) -> LocalJobRunner:
+        self.check_connectors(self.checkpoint_config)
         return LocalJobRunner(
             self.get_job_graph,
             self.config,

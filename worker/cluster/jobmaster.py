@@ -104,6 +104,7 @@ class JobMaster:
         self.failures: list[str] = []
         self.started_ms = int(time.time() * 1000)
         self.driver: CheckpointDriver | None = None
+        self._connectors_checked = False
         self.completed: list[Any] = []
         self.task_states: dict[tuple[int, int], str] = {}
         self.placement: dict[str, str] = {}
@@ -143,6 +144,9 @@ class JobMaster:
         env = StreamEnvironment(parallelism=parallelism, max_parallelism=self.spec.max_parallelism)
         env.job_parameters["args"] = list(self.spec.job_args)
         load_job(self.spec.job_ref)(env)
+        if not self._connectors_checked:
+            self._connectors_checked = True
+            env.check_connectors(self.spec.checkpoint)
         return env
 
     # -- TaskManager RPC handlers -------------------------------------------------------------

@@ -65,3 +65,9 @@ class Sink(ABC):
 
     @abstractmethod
     def create_writer(self, context: SinkContext) -> SinkWriter: ...
+
+    def check_checkpointing(self, interval_ms: int | None) -> None:
+        """Called when the job is built, with the checkpoint interval it runs with (None:
+        no periodic checkpoints): warn about settings that cannot work with it (a Kafka
+        transaction timeout shorter than the interval loses data)."""
+        return None

@@ -61,6 +61,11 @@ class SourceReader(ABC):
         """Seconds until records may be available again after ``poll`` returned ``None``."""
         return 0.005
 
+    def notify_checkpoint_complete(self, checkpoint_id: int, splits: list[SourceSplit]) -> None:
+        """Checkpoint ``checkpoint_id``, which stored these positions, completed (a Kafka
+        reader commits them to its consumer group for monitoring, as Flink's does)."""
+        return None
+
     def records_replayed(self) -> int:
         return 0
 

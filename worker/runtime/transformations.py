@@ -37,6 +37,8 @@ class Transformation:
     side_tag: str | None = None
     #: two-input operators: which logical input each entry of ``inputs`` feeds
     input_indices: list[int] = field(default_factory=list)
+    #: the connector object of a source or sink (checked against the checkpoint settings)
+    connector: Any = None
 
     @property
     def is_virtual(self) -> bool:

@@ -49,6 +49,8 @@ class SourceOperator(StreamOperator):
         self.reader: SourceReader
         self.restored_splits: list[SourceSplit] | None = None
         self.records_out = 0
+        #: positions per checkpoint taken and not completed yet
+        self._snapshotted: dict[int, list[SourceSplit]] = {}
 
     def open(self) -> None:
         ctx = self.ctx
@@ -90,6 +92,22 @@ class SourceOperator(StreamOperator):
         emitter.emit_batch(records, polled.timestamps)
         emitter.on_periodic(self.ctx.clock.now_ms())
         return True
+
+    def snapshot_splits(self, checkpoint_id: int) -> list[SourceSplit]:
+        """The reader's positions for checkpoint ``checkpoint_id`` (kept until it completes
+        or a later one does, to hand them to the reader on completion)."""
+        splits = self.reader.snapshot_splits()
+        self._snapshotted[checkpoint_id] = splits
+        return splits
+
+    def notify_checkpoint_complete(self, checkpoint_id: int) -> None:
+        done = [c for c in self._snapshotted if c <= checkpoint_id]
+        if not done:
+            return
+        splits = self._snapshotted[max(done)]
+        for c in done:
+            del self._snapshotted[c]
+        self.reader.notify_checkpoint_complete(checkpoint_id, splits)
 
     def maybe_emit_watermark(self) -> None:
         if self._emitter is not None:
