@@ -50,14 +50,17 @@ clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
 
 # The container image (one for operator, JobManager and TaskManager), built without network from
-# a local wheelhouse; BASE_IMAGE overrides the base (e.g. one made with debootstrap + docker import).
+# a local wheelhouse; BASE_IMAGE overrides the base (e.g. one made with debootstrap + docker import:
+# scripts/docker-setup.sh builds streamjob-base:bookworm). The build runs with --network=none.
 IMAGE ?= streamjob:0.1.0
 BASE_IMAGE ?= python:3.11-slim
+DOCKER_BUILD_FLAGS ?=
 
 image: $(STAMP)
-	rm -rf build/wheelhouse
+	rm -rf build/wheelhouse build/lib build/bdist.*
 	$(BIN)/pip wheel -q --wheel-dir build/wheelhouse '.[operator]'
-	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) -t $(IMAGE) .
+	docker build --network=none --build-arg BASE_IMAGE=$(BASE_IMAGE) $(DOCKER_BUILD_FLAGS) \
+		-t $(IMAGE) .
 
 # Kind end to end: image -> kind load -> chart + CRD -> SeaweedFS -> the tests marked `kind`.
 # Skipped (exit 0) when no kind cluster is reachable: `kind create cluster` first.
