@@ -3,8 +3,9 @@
 Creating what already exists is success (deterministic names); deleting what is gone is
 success; a pod is deleted only in the incarnation the plan saw (a uid precondition). Reporting a
 failed TaskManager to the JobManager is best effort: if the JobManager cannot be reached, its
-heartbeat timeout finds the loss anyway. Any other failure stops the remaining actions and is
-returned, for the next cycle's status (``status.error``) and an Event.
+heartbeat timeout finds the loss anyway (and a 404 means it had already declared it lost). Any
+other failure stops the remaining actions and is returned, for the next cycle's status
+(``status.error``) and an Event.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 class ActResult:
     trigger_id: str | None = None
     error: str | None = None
+    #: the action that failed (the ones after it were not tried)
+    failed: actions.Action | None = None
     events: list[status.Event] = dataclasses.field(default_factory=list)
 
 
@@ -47,6 +50,7 @@ async def act(
             )
         except (kube.KubeError, jobmanager.JobManagerError) as exc:
             result.error = f"{action.describe()} failed: {exc}"
+            result.failed = action
             result.events.append(
                 status.Event(type=status.WARNING, reason="ActionFailed", message=result.error)
             )
@@ -97,7 +101,10 @@ async def _one(
                 await _call_report(connector, target, uid)
                 text = f"TaskManager {name} ({uid}) failed: reported to the JobManager"
             except jobmanager.JobManagerError as exc:
-                text = f"TaskManager {name} ({uid}) failed; the JobManager was not told ({exc})"
+                if exc.not_found:  # no live TaskManager in that pod: already declared lost
+                    text = f"TaskManager {name} ({uid}) failed: the JobManager already knew"
+                else:
+                    text = f"TaskManager {name} ({uid}) failed; the JobManager was not told ({exc})"
             result.events.append(
                 status.Event(type=status.WARNING, reason="TaskManagerFailed", message=text)
             )

@@ -21,6 +21,7 @@ from streamjob.operator.core import model, names
 
 RESOURCE = (model.GROUP, model.VERSION, model.PLURAL)
 ANNOTATION_PREFIX = "streamjob.io"
+BACKGROUND_POLL_S = 1.0
 
 
 def build_registry(
@@ -38,6 +39,9 @@ def build_registry(
             prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
         )
         settings.posting.level = logging.WARNING  # our own Events say what happened
+        # a timer still running when its StreamJob is deleted holds the finalizer until kopf
+        # looks again (60 s by default): look again soon
+        settings.background.cancellation_polling = BACKGROUND_POLL_S
         if config.watch_server_timeout_s is not None:
             settings.watching.server_timeout = config.watch_server_timeout_s
         if config.watch_client_timeout_s is not None:
@@ -58,7 +62,9 @@ def build_registry(
         await reconciler.reconcile(namespace or "default", name)
 
     @kopf.timer(*RESOURCE, interval=config.reconcile_interval_s, registry=registry)
-    async def periodic(*, namespace: str | None, name: str, **_: Any) -> None:
+    async def periodic(*, namespace: str | None, name: str, meta: kopf.Meta, **_: Any) -> None:
+        if meta.get("deletionTimestamp"):
+            return  # the deletion handler owns it now
         await reconciler.reconcile(namespace or "default", name)
 
     @kopf.on.delete(*RESOURCE, registry=registry)

@@ -7,12 +7,12 @@ object from the API (never a handler's possibly stale body). The cycle:
 1. read the StreamJob; skip it while it is being deleted (:meth:`Reconciler.finalize` owns that);
 2. observe its pods, Service, ConfigMap, Secret and JobManager (:mod:`.observe`);
 3. validate the spec (:mod:`.core.validate`); an invalid spec is not planned against;
-4. plan (:mod:`.core.plan`) and compute the new status (:mod:`.core.status`);
+4. plan (:mod:`.core.planner`) and compute the new status (:mod:`.core.status`);
 5. patch the status, with the observed resourceVersion as a precondition: a conflict (a user's
    edit, kopf's own bookkeeping, a second operator replica) drops the cycle before any action,
    and it runs again on fresh state;
-6. post the transition Events, then act (:mod:`.act`); a savepoint trigger id is recorded in a
-   second, small patch, the only one.
+6. post the transition Events, then act (:mod:`.act`); a savepoint trigger's outcome (its id,
+   or FAILED when the JobManager refused it) is recorded in a second, small patch, the only one.
 
 The operator's bookkeeping lives in status (lineage, last reconciled spec, operations in flight),
 so a restarted operator continues where the last one stopped. In memory only: the last seen pod
@@ -71,6 +71,8 @@ class Reconciler:
         self._errors: dict[Key, str] = {}
         self._pokes: dict[Key, asyncio.Task[None]] = {}
         self._due: dict[Key, float] = {}
+        #: StreamJobs whose deletion flow runs: their reconciles return at once
+        self._deleting: set[Key] = set()
 
     def _lock(self, key: Key) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -79,8 +81,12 @@ class Reconciler:
     async def reconcile(self, namespace: str, name: str) -> float | None:
         """One cycle (two if the status patch conflicted); returns when to look again."""
         key = (namespace, name)
+        if key in self._deleting:
+            return None
         async with self._lock(key):
             for _ in range(2):
+                if key in self._deleting:
+                    return None
                 try:
                     requeue = await self._cycle(key)
                 except kube.Conflict:
@@ -123,6 +129,7 @@ class Reconciler:
         self._pokes.clear()
 
     def forget(self, key: Key) -> None:
+        self._deleting.discard(key)
         self._known.pop(key, None)
         self._errors.pop(key, None)
         task = self._pokes.pop(key, None)
@@ -170,9 +177,14 @@ class Reconciler:
         )
         for event in result.events:
             await self._event(body, event)
-        if result.trigger_id is not None:
+        if result.trigger_id is not None or isinstance(result.failed, actions.TriggerSavepoint):
+            # the trigger's outcome: its id, or at once FAILED when the JobManager refused it
+            # (e.g. the job is no longer RUNNING), so no cycle waits for it until the timeout
             record = status.savepoint_dict(planned.recorded.savepoint) or {}
-            record.update(triggerId=result.trigger_id, state="IN_PROGRESS")
+            if result.trigger_id is not None:
+                record.update(triggerId=result.trigger_id, state="IN_PROGRESS")
+            else:
+                record.update(state="FAILED", error=result.error)
             await self.client.patch_streamjob_status(
                 namespace, name, {"savepoint": record}, resource_version=None
             )
@@ -205,12 +217,16 @@ class Reconciler:
 
         Checkpoints and savepoints are never deleted: the Event names where they stay. The
         children are deleted explicitly (owner references let a real cluster's garbage
-        collector do it too, but not every API server has one).
+        collector do it too, but not every API server has one). kopf may call this again after
+        it succeeded (it runs deletion handlers until it could release the finalizer, e.g.
+        while a timer is still exiting): a call that finds no child left does nothing.
         """
         key = (namespace, name)
+        self._deleting.add(key)
         async with self._lock(key):
             body = await self.client.get_streamjob(namespace, name)
-            if body is None:
+            if body is None or not await self._has_children(namespace, name):
+                log.info("%s/%s: deleted, nothing left to clean up", namespace, name)
                 self.forget(key)
                 return
             parsed = validate.parse(body.get("spec") or {})
@@ -238,6 +254,13 @@ class Reconciler:
                 ),
             )
             self.forget(key)
+
+    async def _has_children(self, namespace: str, name: str) -> bool:
+        if await self.client.list_pods(namespace, names.labels(name)):
+            return True
+        if await self.client.get_service(namespace, names.jobmanager_service(name)) is not None:
+            return True
+        return await self.client.get_config_map(namespace, names.config_map(name)) is not None
 
     async def _final_savepoint(
         self,

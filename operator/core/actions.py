@@ -1,10 +1,10 @@
 """The actions a plan asks the shell to take, as frozen data.
 
-:mod:`.plan` returns them, :mod:`streamjob.operator.act` carries them out in order. An action is
-*destructive* when it stops work that is running (deleting a live pod, stopping or rescaling the
-job): a plan holds at most one of those, and only when its precondition is already visible in
-what the cycle observed. Removing a pod whose process already ended is not destructive: it is the
-first half of replacing it.
+A :class:`.plan.Plan` holds them, :mod:`streamjob.operator.act` carries them out in order. An
+action is *destructive* when it stops work that is running (deleting a live pod, stopping or
+rescaling the job): a plan holds at most one of those, and only when its precondition is already
+visible in what the cycle observed. Removing a pod whose process already ended is not
+destructive: it is the first half of replacing it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from streamjob.operator.core import model, observation, plan, status, validate
+from streamjob.operator.core import model, observation, plan, planner, status, validate
 from streamjob.operator.core.status import Event
 
 
@@ -63,7 +63,7 @@ def decide(
                 reading.spec, name=reading.name, recorded=reading.recorded, secret=obs.secret
             )
         )
-    planned = plan.plan(
+    planned = planner.plan(
         plan.PlanInput(
             spec=None if problems else reading.spec,
             recorded=reading.recorded,

@@ -3,7 +3,8 @@
 Pure: :func:`parse_spec` applies the same defaults as ``crds/streamjob.yaml`` (an API server has
 already applied them; the parser repeats them so tests and older objects read the same), and
 raises :class:`SpecError` naming the field for what the schema cannot catch (a duration it cannot
-read). Neighbours: :mod:`.validate` judges the parsed spec, :mod:`.render` and :mod:`.plan` read it.
+read). Neighbours: :mod:`.validate` judges the parsed spec, :mod:`.render` and :mod:`.planner`
+read it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What one reconcile cycle observed, and what the StreamJob's status had recorded before it.
 
 Plain frozen data, built by the shell (:mod:`streamjob.operator.observe`) from the Kubernetes API
-and the JobManager's REST answers, and read by the pure :mod:`.plan` and :mod:`.status`.
+and the JobManager's REST answers, and read by the pure :mod:`.planner` and :mod:`.status`.
 :class:`Recorded` is the operator's own bookkeeping read back from ``status`` (the lineage: job
 id, restore generation, max parallelism; the last reconciled spec; a savepoint or rescale in
 flight), so a restarted operator continues where the last one stopped.

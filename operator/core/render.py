@@ -67,8 +67,18 @@ def jobmanager_command(ctx: RenderContext) -> list[str]:
     if max_p is not None:
         args += ["--max-parallelism", str(max_p)]
     args += ["--checkpoint-dir", spec.checkpoints.dir]
-    args += ["--checkpoint-interval", _seconds(spec.checkpoints.interval_s)]
+    checkpoints = spec.checkpoints
+    args += ["--checkpoint-interval", _seconds(checkpoints.interval_s)]
+    args += ["--checkpoint-timeout", _seconds(checkpoints.timeout_s)]
+    if checkpoints.min_pause_s:
+        args += ["--min-pause", _seconds(checkpoints.min_pause_s)]
+    args += ["--retained", str(checkpoints.retained)]
     args += ["--state-backend", spec.state_backend.value]
+    if not checkpoints.incremental:
+        args.append("--no-incremental")
+    restart = restart_strategy_arg(spec.restart_strategy)
+    if restart is not None:
+        args += ["--restart-strategy", restart]
     args += ["--rest-host", "0.0.0.0", "--rest-port", str(JOBMANAGER_REST_PORT)]  # noqa: S104
     # keep answering REST after the job ended (FINISHED, or stopped with a savepoint): the
     # operator reads the outcome, and a JobManager pod that exits would be replaced and rerun
@@ -80,6 +90,27 @@ def jobmanager_command(ctx: RenderContext) -> list[str]:
     if spec.job.args:
         args += ["--", *spec.job.args]
     return args
+
+
+def restart_strategy_arg(strategy: Mapping[str, Any]) -> str | None:
+    """``spec.restartStrategy`` as the JobManager's ``--restart-strategy`` (None: its default,
+    exponential-delay with Flink's timings, which the command line does not change)."""
+    kind = strategy.get("type")
+    attempts = strategy.get("attempts")
+    if kind == "none":
+        return "none"
+    if kind == "fixed-delay":
+        delay = model.parse_duration(strategy.get("delay", "1s"), field="restartStrategy.delay")
+        return f"fixed-delay:{attempts or 3}:{_seconds(delay)}"
+    if kind == "failure-rate":
+        interval = model.parse_duration(
+            strategy.get("interval", "60s"), field="restartStrategy.interval"
+        )
+        delay = model.parse_duration(strategy.get("delay", "1s"), field="restartStrategy.delay")
+        return f"failure-rate:{attempts or 1}:{_seconds(interval)}:{_seconds(delay)}"
+    if kind == "exponential-delay" and attempts:
+        return f"exponential-delay:{attempts}"
+    return None
 
 
 def taskmanager_command(ctx: RenderContext, ordinal: int) -> list[str]:

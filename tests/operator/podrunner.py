@@ -1,18 +1,21 @@
 """A stand-in kubelet for the kmock tests: runs each created Pod as a local process.
 
-Every pod that appears in the API gets its own loopback address (127.0.0.N, so fixed ports such
-as 8081 work for every pod at once) and then, with ``execute=True``, its container's exact
-``command`` + ``args`` with its ``env`` run as a local process: ``$(VAR)`` references expanded,
-``fieldRef`` (``metadata.uid/name/namespace``, ``status.podIP``), ``secretKeyRef`` and
-``configMapKeyRef`` resolved as a kubelet does. Two emulations stand in for a pod's network:
-a literal ``0.0.0.0`` argument becomes the pod IP (a pod's "all addresses"), and a Service name in
-a URL (``http://SERVICE:PORT``, also ``SERVICE.NS``, ``.svc``, ``.svc.cluster.local``) becomes the
-IP of a running pod its selector matches (cluster DNS); a pod waits in ``Pending`` until such a
-pod exists. The HTTP readiness and liveness probes are run, and the pod's phase, IP, Ready
-condition and container state are patched back through the API. A process that exits ends its
-pod ``Succeeded`` or ``Failed`` (``restartPolicy: Never``); a deleted pod's process is
-terminated. With ``execute=False`` nothing runs: pods go ``Running`` and ``Ready`` at once, and
-:meth:`PodRunner.fail` ends one, as a crash would.
+Every pod that appears in the API gets its own loopback address (127.X.Y.N, so fixed ports such
+as 8081 work for every pod at once; each runner takes a random ``127.X.0.0/16``, so runners of
+test sessions running at the same time do not collide) and then, with ``execute=True``, its
+container's exact ``command`` + ``args`` with its ``env`` run as a local process: ``$(VAR)``
+references expanded, ``fieldRef`` (``metadata.uid/name/namespace``, ``status.podIP``),
+``secretKeyRef`` and ``configMapKeyRef`` resolved as a kubelet does. Two emulations stand in for
+a pod's network: a literal ``0.0.0.0`` argument becomes the pod IP (a pod's "all addresses"),
+and a Service name in a URL (``http://SERVICE:PORT``, also ``SERVICE.NS``, ``.svc``,
+``.svc.cluster.local``) becomes the Service's own stable address (cluster DNS), where a TCP
+proxy forwards each new connection to a running pod its selector matches at that moment
+(kube-proxy), so a replaced backend pod is reached without restarting its clients; a pod waits
+in ``Pending`` until its Services have a backend. The HTTP readiness and liveness probes are
+run, and the pod's phase, IP, Ready condition and container state are patched back through the
+API. A process that exits ends its pod ``Succeeded`` or ``Failed`` (``restartPolicy: Never``);
+a deleted pod's process is terminated. With ``execute=False`` nothing runs: pods go ``Running``
+and ``Ready`` at once, and :meth:`PodRunner.fail` ends one, as a crash would.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime
 import os
+import random
 import re
 import signal
 import sys
@@ -66,6 +70,7 @@ class PodRunner:
         poll_s: float = 0.05,
         probe_period_s: float | None = 0.3,
         first_ip: int = 10,
+        subnet: int | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.namespace = namespace
@@ -76,6 +81,10 @@ class PodRunner:
         self.probe_period_s = probe_period_s
         self.pods: dict[str, RunningPod] = {}  # by uid
         self._next_ip = first_ip
+        #: the second octet of every address this runner hands out (127.SUBNET.x.y)
+        self.subnet = subnet if subnet is not None else random.randint(1, 254)
+        self.services: dict[str, ServiceProxy] = {}
+        self._proxies_lock = asyncio.Lock()
         self._http = httpx.AsyncClient(base_url=self.api_url, timeout=5.0)
         self._probe = httpx.AsyncClient(timeout=2.0)
         self._loop_task: asyncio.Task[None] | None = None
@@ -90,6 +99,8 @@ class PodRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
         await asyncio.gather(*(self._stop(p) for p in list(self.pods.values())))
+        for proxy in self.services.values():
+            await proxy.close()
         await self._http.aclose()
         await self._probe.aclose()
 
@@ -125,17 +136,17 @@ class PodRunner:
                 seen.add(uid)
                 if uid not in self.pods:
                     self._admit(item)
-            for uid, pod in list(self.pods.items()):
-                if uid not in seen and pod.phase != "Deleted":
-                    pod.phase = "Deleted"
-                    await self._stop(pod)
+            gone = [p for u, p in self.pods.items() if u not in seen and p.phase != "Deleted"]
+            for pod in gone:
+                pod.phase = "Deleted"
+            await asyncio.gather(*(self._stop(pod) for pod in gone))
             await asyncio.sleep(self.poll_s)
 
     def _admit(self, manifest: dict[str, Any]) -> None:
         meta = manifest["metadata"]
         n = self._next_ip
         self._next_ip += 1
-        ip = f"127.0.{n // 250}.{n % 250 + 2}"
+        ip = f"127.{self.subnet}.{n // 250}.{n % 250 + 2}"
         pod = RunningPod(name=meta["name"], uid=meta["uid"], ip=ip, manifest=manifest)
         self.pods[pod.uid] = pod
         pod.task = asyncio.create_task(self._run(pod))
@@ -151,7 +162,7 @@ class PodRunner:
             argv = [_expand(a, env) for a in container.get("command", [])]
             argv += [_expand(a, env) for a in container.get("args", [])]
             argv = await self._resolve_services(pod, argv)
-        except (KeyError, httpx.HTTPError) as exc:
+        except (KeyError, OSError, httpx.HTTPError) as exc:
             pod.phase = "Failed"
             await self._patch(pod, phase="Failed", ready=False, exit_code=127, reason=str(exc))
             return
@@ -205,8 +216,9 @@ class PodRunner:
                 await process.wait()
         if pod.task is not None and not pod.task.done():
             pod.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pod.task
+            # wait() raises no error of the task's, but our own cancellation (the runner
+            # closing while its watch loop stops a deleted pod) still gets through
+            await asyncio.wait([pod.task])
 
     # -- probes -------------------------------------------------------------------------------
     async def _probe_loop(self, pod: RunningPod, container: Mapping[str, Any]) -> None:
@@ -277,7 +289,8 @@ class PodRunner:
         return base64.b64decode(value).decode() if kind == "secrets" else str(value)
 
     async def _resolve_services(self, pod: RunningPod, argv: list[str]) -> list[str]:
-        """Cluster DNS: wait until every Service named in a URL has a running pod behind it."""
+        """Cluster DNS: a Service named in a URL becomes its proxy's address, once the Service
+        has a running pod behind it."""
         while True:
             response = await self._http.get(f"/api/v1/namespaces/{self.namespace}/services")
             services = response.json().get("items", []) if response.status_code == 200 else []
@@ -292,10 +305,10 @@ class PodRunner:
                 ]
                 if not any(f"//{h}:" in a for a in resolved for h in hosts):
                     continue
-                ip = self._backend(service)
-                if ip is None:
+                if self._backend(service) is None:
                     missing = True
                     continue
+                ip = (await self._proxy(service)).ip
                 for host in hosts:
                     resolved = [a.replace(f"//{host}:", f"//{ip}:") for a in resolved]
             if not missing:
@@ -303,14 +316,39 @@ class PodRunner:
             await asyncio.sleep(self.poll_s)
 
     def _backend(self, service: Mapping[str, Any]) -> str | None:
+        """A running pod the Service's selector matches (a ready one first), as kube-proxy
+        picks an endpoint; the newest pod of a name wins."""
         selector = (service.get("spec") or {}).get("selector") or {}
-        for candidate in self.pods.values():
-            labels = candidate.manifest["metadata"].get("labels") or {}
-            if candidate.phase == "Running" and all(
-                labels.get(k) == v for k, v in selector.items()
-            ):
-                return candidate.ip
-        return None
+        found = [
+            candidate
+            for candidate in self.pods.values()
+            if candidate.phase == "Running"
+            and all(
+                (candidate.manifest["metadata"].get("labels") or {}).get(k) == v
+                for k, v in selector.items()
+            )
+        ]
+        found.sort(key=lambda c: c.ready)
+        return found[-1].ip if found else None
+
+    async def _proxy(self, service: Mapping[str, Any]) -> ServiceProxy:
+        name = service["metadata"]["name"]
+        async with self._proxies_lock:
+            return await self._proxy_locked(name, service)
+
+    async def _proxy_locked(self, name: str, service: Mapping[str, Any]) -> ServiceProxy:
+        proxy = self.services.get(name)
+        if proxy is None:
+            n = len(self.services) + 2
+            ip = f"127.{self.subnet}.250.{n}"
+            ports = [
+                (int(p["port"]), int(p.get("targetPort") or p["port"]))
+                for p in (service.get("spec") or {}).get("ports") or ()
+            ]
+            proxy = ServiceProxy(name=name, ip=ip, backend=lambda: self._backend(service))
+            await proxy.start(ports)
+            self.services[name] = proxy
+        return proxy
 
     # -- writing the status back --------------------------------------------------------------
     async def _patch(
@@ -348,6 +386,64 @@ class PodRunner:
         if live.status_code != 200 or live.json()["metadata"].get("uid") != pod.uid:
             return  # deleted, or already replaced by a pod of the same name
         await self._http.patch(path, json={"status": status}, headers=headers)
+
+
+class ServiceProxy:
+    """A Service's stable address: each new connection goes to the current backend pod."""
+
+    def __init__(self, *, name: str, ip: str, backend: Any) -> None:
+        self.name = name
+        self.ip = ip
+        self._backend = backend
+        self._servers: list[asyncio.Server] = []
+        self._pipes: set[asyncio.Task[None]] = set()
+        #: connections forwarded, by backend IP (for tests)
+        self.forwarded: dict[str, int] = {}
+
+    async def start(self, ports: list[tuple[int, int]]) -> None:
+        for port, target in ports:
+            server = await asyncio.start_server(
+                lambda r, w, t=target: self._connect(r, w, t), host=self.ip, port=port
+            )
+            self._servers.append(server)
+
+    async def _connect(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: int
+    ) -> None:
+        ip = self._backend()
+        try:
+            if ip is None:
+                raise OSError(f"no running pod behind Service {self.name}")
+            up_reader, up_writer = await asyncio.open_connection(ip, target)
+        except OSError:
+            writer.close()
+            return
+        self.forwarded[ip] = self.forwarded.get(ip, 0) + 1
+        for pipe in (_pipe(reader, up_writer), _pipe(up_reader, writer)):
+            task = asyncio.create_task(pipe)
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+    async def close(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task in list(self._pipes):
+            task.cancel()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        with contextlib.suppress(OSError, RuntimeError):
+            writer.close()
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:

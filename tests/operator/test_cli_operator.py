@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.operator.conftest import Cluster
+from tests.operator.harness import Cluster
 from tests.operator.simulation import spec_dict
 
 pytestmark = pytest.mark.timeout(60)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from streamjob.operator import config as config_
-from tests.operator.conftest import NAMESPACE, Cluster, RunningOperator
+from tests.operator.harness import NAMESPACE, Cluster, RunningOperator
 from tests.operator.podrunner import PodRunner
 
 pytestmark = pytest.mark.timeout(90)

@@ -9,6 +9,8 @@ Aspects covered:
 - deletion: an optional final savepoint, then the children are removed and the finalizer released;
 - a failed TaskManager pod is replaced and its uid reported to the JobManager;
 - ``kubectl scale`` 2 -> 3: the new pod first, the rescale once it is ready;
+- a savepoint trigger the JobManager refuses is FAILED at once (not left waiting for the
+  savepoint timeout) and tried again after the retry delay;
 - an operator restart keeps the job's lineage and touches no pod;
 - a second operator replica running at the same time does no harm.
 """
@@ -19,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from streamjob.operator.clients import kube
+from streamjob.operator.clients import jobmanager, kube
 from streamjob.operator.clients.testing import TestingJobManagerClient
 from streamjob.operator.core import names
 from tests.operator import schema
-from tests.operator.conftest import Cluster, RunningOperator
+from tests.operator.harness import Cluster, RunningOperator
 from tests.operator.podrunner import PodRunner
 from tests.operator.simulation import spec_dict
 
@@ -128,7 +130,7 @@ async def test_deletion_takes_a_final_savepoint_and_cleans_up(
     (trigger,) = fake_jobmanager.calls_named("trigger_savepoint")
     assert trigger[-1] == "True"  # stop-with-savepoint
     reasons = cluster.event_reasons(JOB)
-    assert "FinalSavepoint" in reasons and "Deleted" in reasons
+    assert reasons.count("FinalSavepoint") == 1 and reasons.count("Deleted") == 1, reasons
     final = next(e for e in cluster.events(JOB) if e["reason"] == "FinalSavepoint")
     assert "s3://checkpoints/wordcount/savepoints/savepoint-" in final["message"]
 
@@ -187,6 +189,45 @@ async def test_kubectl_scale_up_creates_the_pod_before_the_rescale(
     status = await cluster.status(JOB)
     assert status["taskManagers"]["replicas"] == 3
     assert {"RescaleStarted", "RescaleRequested", "Rescaled"} <= set(cluster.event_reasons(JOB))
+
+
+async def test_a_refused_savepoint_trigger_fails_at_once_and_is_retried(
+    cluster: Cluster,
+    pods: PodRunner,
+    operator: RunningOperator,
+    fake_jobmanager: TestingJobManagerClient,
+) -> None:
+    await cluster.apply(JOB, spec_dict(upgradeMode="savepoint"))
+    await stable(cluster)
+    trigger = fake_jobmanager.trigger_savepoint
+    refused: list[str] = []
+
+    async def refusing_once(job_id: str, *, target_dir: str, stop: bool) -> str:
+        if not refused:
+            refused.append(job_id)
+            raise jobmanager.JobManagerError("the JobManager is busy", status=503)
+        return await trigger(job_id, target_dir=target_dir, stop=stop)
+
+    fake_jobmanager.trigger_savepoint = refusing_once  # type: ignore[method-assign]
+    await cluster.patch_spec(JOB, {"image": "registry.local/streamjob:2"})
+
+    async def failed() -> dict[str, Any] | None:
+        found = (await cluster.status(JOB)).get("savepoint") or {}
+        return found if found.get("state") == "FAILED" else None
+
+    record = await cluster.wait_for("the refused savepoint FAILED", failed)
+    assert "the JobManager is busy" in record["error"]
+
+    async def upgraded() -> dict[str, Any] | None:
+        status = await cluster.status(JOB)
+        generation = status["jobStatus"]["restoreGeneration"]
+        return status if generation == 1 and status["lifecycleState"] == "STABLE" else None
+
+    status = await cluster.wait_for("the upgrade after the retry", upgraded)
+    assert status["savepoint"]["state"] == "COMPLETED"
+    assert status["upgradeSavepointPath"] == status["savepoint"]["location"]
+    # the fake records only calls it answered: the refused one is not among them
+    assert len(fake_jobmanager.calls_named("trigger_savepoint")) == 1
 
 
 async def test_an_operator_restart_keeps_the_lineage(

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from streamjob.jobmanager import dto
-from streamjob.operator.core import actions, names, plan
+from streamjob.operator.core import actions, names, observation, plan
 from tests.operator.simulation import UID, World, spec_dict
 
 
@@ -408,7 +408,7 @@ def test_parallelism_above_the_adopted_max_parallelism_is_refused(world: World) 
 def test_every_plan_holds_at_most_one_destructive_action() -> None:
     with pytest.raises(ValueError, match="one destructive action"):
         plan.Plan(
-            recorded=plan.Recorded(),
+            recorded=observation.Recorded(),
             operation=None,
             actions=(
                 actions.DeletePods(pods=(("a", "1"),), reason="x"),

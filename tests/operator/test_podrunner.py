@@ -1,22 +1,24 @@
-"""The pod runner: a Pod's exact command, args and env as a local process on its own 127.0.0.N.
+"""The pod runner: a Pod's exact command, args and env as a local process on its own 127.X.Y.N.
 
 Aspects covered: the downward API, ``secretKeyRef`` and ``$(VAR)`` expansion; each pod on its own
 loopback address with ``0.0.0.0`` meaning that address, so two pods use the same fixed port;
 readiness probes turn into the Ready condition; a process's exit code ends the pod Succeeded or
-Failed; a Service name in a URL resolves to a running pod behind it; deleting a pod stops its
-process. (What the lead's JobManager and TaskManager processes will run on.)
+Failed; a Service name in a URL resolves to the Service's stable address, whose proxy reaches
+the current pod behind it (also after that pod was replaced); deleting a pod stops its process;
+closing the runner while it stops a deleted pod closes it (the cancellation is not swallowed).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.operator.conftest import NAMESPACE, Cluster
-from tests.operator.podrunner import PodRunner
+from tests.operator.harness import NAMESPACE, Cluster
+from tests.operator.podrunner import PodRunner, RunningPod
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -62,7 +64,7 @@ async def test_two_pods_share_a_fixed_port_on_their_own_addresses(cluster: Clust
         a = await phase(cluster, "web-a", "Running", ready=True)
         b = await phase(cluster, "web-b", "Running", ready=True)
         assert a["status"]["podIP"] != b["status"]["podIP"]
-        assert a["status"]["podIP"].startswith("127.0.")
+        assert a["status"]["podIP"].startswith(f"127.{runner.subnet}.")
         assert runner.by_name("web-a").command[-2:] == [a["status"]["podIP"], "8081"]
         await cluster.client.delete_pod(NAMESPACE, "web-a")
         process = runner.by_name("web-b").process
@@ -106,7 +108,7 @@ async def test_env_from_the_downward_api_secrets_and_expansion(
     assert (token, greeting) == ("s3cret", "hello-s3cret")
 
 
-async def test_a_service_name_resolves_to_a_running_pod_behind_it(cluster: Cluster) -> None:
+async def test_a_service_name_resolves_to_a_proxy_that_follows_its_pods(cluster: Cluster) -> None:
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -123,8 +125,19 @@ async def test_a_service_name_resolves_to_a_running_pod_behind_it(cluster: Clust
         await cluster.client.create(client)  # waits Pending: nothing behind the Service yet
         await cluster.client.create(server("web"))
         await phase(cluster, "client", "Succeeded")
-        web_ip = runner.by_name("web").ip
-        assert runner.by_name("client").command[-1] == f"http://{web_ip}:8081/"
+        proxy = runner.services["web"]
+        assert runner.by_name("client").command[-1] == f"http://{proxy.ip}:8081/"
+        first_ip = runner.by_name("web").ip
+        assert proxy.forwarded == {first_ip: 1}
+        # the backend is replaced by a new pod (new IP): the Service's address still reaches it
+        await cluster.client.delete_pod(NAMESPACE, "web")
+        await cluster.client.create(server("web"))
+        await phase(cluster, "web", "Running", ready=True)
+        second_ip = runner.by_name("web").ip
+        assert second_ip != first_ip
+        await cluster.client.create({**client, "metadata": {**client["metadata"], "name": "again"}})
+        await phase(cluster, "again", "Succeeded")
+        assert proxy.forwarded == {first_ip: 1, second_ip: 1}
 
 
 async def test_simulated_pods_run_and_fail_on_request(cluster: Cluster) -> None:
@@ -133,3 +146,30 @@ async def test_simulated_pods_run_and_fail_on_request(cluster: Cluster) -> None:
         await phase(cluster, "sim", "Running", ready=True)
         await runner.fail("sim")
         await phase(cluster, "sim", "Failed", ready=False)
+
+
+async def test_stopping_a_pod_does_not_swallow_the_runners_own_cancellation(
+    cluster: Cluster,
+) -> None:
+    """The runner's watch loop stops deleted pods; when the runner closes at that moment, the
+    loop's cancellation must get through (it once was taken for the pod task's, and the loop
+    polled the API for ever)."""
+    release = asyncio.Event()
+
+    async def winding_down() -> None:  # a pod task whose cleanup takes a while
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await release.wait()
+            raise
+
+    async with PodRunner(api_url=cluster.url, namespace=NAMESPACE) as runner:
+        pod = RunningPod(name="p", uid="u", ip="127.0.0.1", manifest={})
+        pod.task = asyncio.create_task(winding_down())
+        await asyncio.sleep(0)
+        stopping = asyncio.create_task(runner._stop(pod))
+        await asyncio.sleep(0.05)
+        stopping.cancel()
+        release.set()
+        await asyncio.wait([stopping])
+        assert stopping.cancelled()

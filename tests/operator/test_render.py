@@ -8,9 +8,12 @@ what the operator renders, job ids stable per (uid, restore generation).
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
+from streamjob.execution.restart import parse_restart_strategy
+from streamjob.jobmanager.commands import add_subcommands
 from streamjob.operator.core import model, names, render
 from tests.operator.simulation import UID, spec_dict
 
@@ -35,6 +38,7 @@ def env_of(pod: dict[str, Any]) -> dict[str, Any]:
 def test_jobmanager_command_line() -> None:
     spec = spec_dict(maxParallelism=64, allowNonRestoredState=True, args=["--words", "3"])
     spec["stateBackend"] = "rocksdb"
+    spec["restartStrategy"] = {"type": "fixed-delay", "attempts": 10, "delay": "200ms"}
     c = ctx(spec, from_savepoint="s3://b1/sp/savepoint-x-4")
     pod = render.build_jobmanager_pod(c)
     container = pod["spec"]["containers"][0]
@@ -52,8 +56,15 @@ def test_jobmanager_command_line() -> None:
         "s3://checkpoints/wordcount",
         "--checkpoint-interval",
         "5",
+        "--checkpoint-timeout",
+        "600",
+        "--retained",
+        "1",
         "--state-backend",
         "rocksdb",
+        "--no-incremental",
+        "--restart-strategy",
+        "fixed-delay:10:0.2",
         "--rest-host",
         "0.0.0.0",
         "--rest-port",
@@ -75,6 +86,38 @@ def test_jobmanager_takes_the_adopted_max_parallelism_and_omits_optional_flags()
     assert args[args.index("--max-parallelism") + 1] == "128"
     assert "--from-savepoint" not in args and "--" not in args
     assert "--max-parallelism" not in render.jobmanager_command(ctx())
+    assert "--restart-strategy" not in render.jobmanager_command(ctx())
+
+
+def test_checkpoint_settings_reach_the_jobmanager() -> None:
+    spec = spec_dict()
+    spec["checkpoints"].update(
+        timeout="2m", minPause="500ms", retained=3, incremental=True, interval="10s"
+    )
+    args = render.jobmanager_command(ctx(spec))
+    flags = {"--checkpoint-timeout": "120", "--min-pause": "0.5", "--retained": "3"}
+    for flag, value in flags.items():
+        assert args[args.index(flag) + 1] == value
+    assert "--no-incremental" not in args
+    # and the JobManager's command line takes them
+    parser = argparse.ArgumentParser()
+    add_subcommands(parser.add_subparsers(dest="command"))
+    parsed = parser.parse_args(args[1 : args.index("--")] if "--" in args else args[1:])
+    assert (parsed.checkpoint_timeout, parsed.min_pause, parsed.retained) == (120.0, 0.5, 3)
+    assert parsed.incremental is True
+
+
+def test_restart_strategies_as_the_jobmanager_takes_them() -> None:
+    arg = render.restart_strategy_arg
+    assert arg({"type": "none"}) == "none"
+    assert arg({"type": "fixed-delay"}) == "fixed-delay:3:1"
+    assert arg({"type": "failure-rate", "attempts": 4, "interval": "5m", "delay": "2s"}) == (
+        "failure-rate:4:300:2"
+    )
+    assert arg({"type": "exponential-delay", "attempts": 9}) == "exponential-delay:9"
+    assert arg({"type": "exponential-delay"}) is None
+    for text in ("none", "fixed-delay:3:1", "failure-rate:4:300:2", "exponential-delay:9"):
+        parse_restart_strategy(text)  # the JobManager's own parser takes every one
 
 
 def test_taskmanager_command_line_and_pod() -> None:

@@ -17,6 +17,7 @@ Lifecycle:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -39,6 +40,9 @@ from streamjob.storage.base import CheckpointStorage
 from streamjob.storage.factory import open_storage
 
 log = logging.getLogger(__name__)
+
+#: how long a deployment that arrives before the answer to our registration waits for it
+REGISTRATION_ANSWER_WAIT_S = 5.0
 
 
 class TaskManager:
@@ -63,6 +67,8 @@ class TaskManager:
         self.heartbeat_interval_s = heartbeat_interval_s
         self.jm_timeout_s = jm_timeout_s
         self.epoch: str | None = None
+        #: set once the JobManager's answer to our registration (the epoch) is in
+        self._registered = asyncio.Event()
         self.deployment: messages.Deployment | None = None
         self.executor: LocalExecutor | None = None
         self.tcp: TcpChannels | None = None
@@ -105,6 +111,7 @@ class TaskManager:
         while True:
             try:
                 self.epoch = await self.rpc.register(self.registration())
+                self._registered.set()
                 log.info("%s registered with the JobManager (epoch %s)", self.tm_id, self.epoch)
                 return
             except errors.StreamJobError:
@@ -120,6 +127,7 @@ class TaskManager:
         log.warning("%s: %s; cancelling tasks", self.tm_id, reason)
         self.cancel_local()
         self.epoch = None
+        self._registered.clear()
         self._spawn(self.register())
 
     # -- RPC handlers -----------------------------------------------------------------------
@@ -128,6 +136,11 @@ class TaskManager:
         return epoch == self.epoch and d is not None and d.attempt == attempt
 
     async def deploy(self, deployment: messages.Deployment) -> None:
+        if self.epoch is None:
+            # the JobManager deploys as soon as it registered us, which can be before its
+            # answer (the epoch) reached us: wait for it rather than refuse the deployment
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._registered.wait(), REGISTRATION_ANSWER_WAIT_S)
         if deployment.epoch != self.epoch:
             raise errors.StreamJobError(
                 f"deployment from epoch {deployment.epoch}, current epoch {self.epoch}: dropped"

@@ -175,11 +175,16 @@ class CheckpointDriver:
     def storage_for(self, barrier: CheckpointBarrier) -> CheckpointStorage:
         target = barrier.options.target
         if barrier.options.kind.value == "savepoint" and target is not None:
-            storage = self.savepoint_storages.get(target)
-            if storage is None:
-                storage = self.savepoint_storages[target] = open_storage(target)
-            return storage
+            return self._savepoint_storage(target)
         return self.store.storage
+
+    def _savepoint_storage(self, target: str) -> CheckpointStorage:
+        """The storage of a savepoint's directory, opened once (on a cluster the JobManager
+        writes only its ``_metadata``: the TaskManagers wrote the state in their processes)."""
+        storage = self.savepoint_storages.get(target)
+        if storage is None:
+            storage = self.savepoint_storages[target] = open_storage(target)
+        return storage
 
     # -- acknowledgements -------------------------------------------------------------------
     def acknowledge(self, checkpoint_id: int, task: TaskKey, snapshot: Any) -> None:
@@ -232,7 +237,7 @@ class CheckpointDriver:
             if pending.is_savepoint:
                 target = pending.options.target
                 assert target is not None
-                storage = self.savepoint_storages[target]
+                storage = self._savepoint_storage(target)
                 committed = await loop.run_in_executor(
                     self.executor, storage.put_if_absent, layout.METADATA, meta.to_bytes()
                 )
