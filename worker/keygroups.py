@@ -121,29 +121,20 @@ def key_group_ranges(parallelism: int, max_parallelism: int) -> list[KeyGroupRan
     return [KeyGroupRange.of_operator(i, parallelism, max_parallelism) for i in range(parallelism)]
 
 
-#: key -> key group caches shared by every assigner of a process with the same max parallelism
-#: (the mapping is a pure function of the two): the partitioners of several subtasks in one
-#: TaskManager hash each key once, not once per subtask.
-_SHARED_CACHES: dict[int, dict[Any, int]] = {}
-DEFAULT_CACHE_SIZE = 1 << 18
-
-
 class KeyGroupAssigner:
     """Maps keys to key groups through a bounded cache (cleared whole when full).
 
     Used once per record, at the partitioner; the result travels with the batch so the
-    receiving operator never recomputes it. Assigners with the default cache size share one
-    cache per max parallelism.
+    receiving operator never recomputes it. Each assigner has its own cache: a cache shared
+    across jobs would answer ``True`` or ``1.0`` from an entry for ``1`` (equal as dict keys),
+    so whether such a key is refused would depend on what ran before.
     """
 
     __slots__ = ("_cache", "_limit", "max_parallelism")
 
-    def __init__(self, max_parallelism: int, *, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(self, max_parallelism: int, *, cache_size: int = 1 << 18) -> None:
         self.max_parallelism = max_parallelism
-        if cache_size == DEFAULT_CACHE_SIZE:
-            self._cache = _SHARED_CACHES.setdefault(max_parallelism, {})
-        else:
-            self._cache = {}
+        self._cache: dict[Any, int] = {}
         self._limit = cache_size
 
     def key_group(self, key: Any) -> int:

@@ -204,13 +204,9 @@ def test_assigner_refuses_unhashable_and_unsupported_keys() -> None:
         assigner.key_group(True)
 
 
-def test_assigners_of_one_max_parallelism_share_their_cache() -> None:
-    """Several subtasks' partitioners in one process hash each key once."""
-    first = keygroups.KeyGroupAssigner(4096)
-    second = keygroups.KeyGroupAssigner(4096)
-    other = keygroups.KeyGroupAssigner(8192)
-    key = "shared-cache-probe"
-    first.key_group(key)
-    assert key in second._cache
-    assert key not in other._cache
-    assert other.key_group(key) == keygroups.assign_to_key_group(key, 8192)
+def test_an_assigner_refuses_bool_keys_whatever_other_assigners_cached() -> None:
+    """``True == 1`` as dict keys: caches are per assigner, so a job's refusal of bool keys
+    does not depend on which jobs ran before in the process."""
+    keygroups.KeyGroupAssigner(128).key_groups([1, 0])
+    with pytest.raises(errors.KeyTypeError):
+        keygroups.KeyGroupAssigner(128).key_groups([True])
