@@ -12,9 +12,12 @@ about 4.5 GB of Python objects.
 Legs, each in its own process (clean peak RSS, no heap left over from the previous leg), with
 all subtasks of a leg in that one process (the local mini-cluster, on one core):
 
-1. **build** at parallelism 2: run until every user has a profile, then stop-with-savepoint
-   into a local temp directory. Measures the synchronous snapshot of each subtask (on the task
-   loop), its upload (in the upload thread) and the savepoint end to end;
+1. **build** at parallelism 2: run until every user has a profile, take a savepoint while the
+   job runs on, then stop-with-savepoint into a local temp directory. Measures, for both, each
+   subtask's synchronous part (barrier in to barrier out: what holds the barrier and the task),
+   its whole snapshot (barrier in to the last key group serialized: copy-on-write, between
+   batches and before records change a key group), its upload (in the upload thread) and the
+   savepoint end to end; for the running one, also the records processed meanwhile;
 2. **restore** at parallelism 2 from that savepoint;
 3. **rescale** to parallelism 3 from the same savepoint.
 
@@ -134,32 +137,60 @@ def peak_rss_mb() -> float:
 
 
 # -- legs (each runs in a child process) ---------------------------------------------------------
+class SnapshotTimes:
+    """Each subtask's snapshot timing per checkpoint id, from its acknowledgement, and its
+    upload time (instrumentation of the checkpointer: nothing else is changed)."""
+
+    def __init__(self) -> None:
+        self.acks: dict[int, list[Any]] = {}
+        self.uploads: dict[int, list[float]] = {}
+        init = snapshotting.TaskCheckpointer.__init__
+        upload = snapshotting.TaskCheckpointer._upload
+        acks, uploads = self.acks, self.uploads
+
+        def checkpointer(self: Any, task: Any, **kwargs: Any) -> None:
+            acknowledge = kwargs["acknowledge"]
+
+            def acked(checkpoint_id: int, key: Any, snapshot: Any) -> None:
+                if snapshot.bytes_written:
+                    acks.setdefault(checkpoint_id, []).append(snapshot)
+                acknowledge(checkpoint_id, key, snapshot)
+
+            kwargs["acknowledge"] = acked
+            init(self, task, **kwargs)
+
+        def timed_upload(self: Any, barrier: Any, prepared: Any) -> Any:
+            started = time.perf_counter()
+            snapshot = upload(self, barrier, prepared)
+            if snapshot.bytes_written:
+                elapsed = time.perf_counter() - started
+                uploads.setdefault(barrier.checkpoint_id, []).append(elapsed)
+            return snapshot
+
+        snapshotting.TaskCheckpointer.__init__ = checkpointer  # type: ignore[method-assign]
+        snapshotting.TaskCheckpointer._upload = timed_upload  # type: ignore[method-assign]
+
+    def figures(self, checkpoint_id: int) -> dict[str, Any]:
+        acks = sorted(self.acks.get(checkpoint_id, []), key=lambda s: s.subtask)
+        return {
+            "sync_ms_per_subtask": [round(s.sync_ms, 2) for s in acks],
+            "snapshot_s_per_subtask": [round(s.snapshot_ms / 1000, 2) for s in acks],
+            "upload_s_per_subtask": [round(s, 2) for s in self.uploads.get(checkpoint_id, [])],
+        }
+
+
+def savepoint_id(path: str) -> int:
+    return int(path.rstrip("/").rsplit("-", 1)[1])
+
+
 def leg_build(keys: int, root: Path) -> dict[str, Any]:
-    """Run until every user has a profile, then stop-with-savepoint; time its parts."""
+    """Run until every user has a profile, take a savepoint while running, then
+    stop-with-savepoint; time their parts."""
     env = build_env(2, keys, str(root / "build-chk"), None)
+    times = SnapshotTimes()
     runner = env.create_runner()
-    syncs: list[float] = []
-    uploads: list[float] = []
-    acknowledge = runner._on_ack
 
-    def on_ack(checkpoint_id: int, task: tuple[int, int], snapshot: Any) -> None:
-        if snapshot.bytes_written:
-            syncs.append(snapshot.sync_ms / 1000)
-        acknowledge(checkpoint_id, task, snapshot)
-
-    runner._on_ack = on_ack  # type: ignore[method-assign]
-    upload = snapshotting.TaskCheckpointer._upload
-
-    def timed_upload(self: Any, barrier: Any, prepared: Any) -> Any:
-        started = time.perf_counter()
-        snapshot = upload(self, barrier, prepared)
-        if snapshot.bytes_written:
-            uploads.append(time.perf_counter() - started)
-        return snapshot
-
-    snapshotting.TaskCheckpointer._upload = timed_upload  # type: ignore[method-assign]
-
-    async def drive() -> tuple[str, float, float]:
+    async def drive() -> dict[str, Any]:
         started = time.perf_counter()
         run = asyncio.ensure_future(runner.run())
         while min(Progress.highest) < keys - 2:
@@ -169,21 +200,30 @@ def leg_build(keys: int, root: Path) -> dict[str, Any]:
                 raise AssertionError("the job ended before the state was built")
         built = time.perf_counter() - started
         triggered = time.perf_counter()
+        before = Progress.processed
+        running = await runner.trigger_savepoint(str(root / "savepoints"))
+        running_s = time.perf_counter() - triggered
+        during = Progress.processed - before
+        triggered = time.perf_counter()
         path = await runner.trigger_savepoint(str(root / "savepoints"), stop=True)
         savepoint_s = time.perf_counter() - triggered
         await run
-        return path, built, savepoint_s
+        return {
+            "savepoint": path,
+            "build_s": round(built, 2),
+            "records": Progress.processed,
+            "savepoint_s": round(savepoint_s, 2),
+            **times.figures(savepoint_id(path)),
+            "running": {
+                "savepoint_s": round(running_s, 2),
+                "records_meanwhile": during,
+                **times.figures(savepoint_id(running)),
+            },
+        }
 
-    path, built_s, savepoint_s = asyncio.run(drive())
-    return {
-        "savepoint": path,
-        "build_s": round(built_s, 2),
-        "records": Progress.processed,
-        "savepoint_s": round(savepoint_s, 2),
-        "snapshot_s_per_subtask": [round(s, 2) for s in syncs],
-        "upload_s_per_subtask": [round(s, 2) for s in uploads],
-        "peak_rss_mb": round(peak_rss_mb()),
-    }
+    result = asyncio.run(drive())
+    result["peak_rss_mb"] = round(peak_rss_mb())
+    return result
 
 
 def leg_restore(keys: int, root: Path, savepoint: str, parallelism: int) -> dict[str, Any]:
@@ -327,8 +367,10 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    snapshot_s = sum(build["snapshot_s_per_subtask"])
+    snapshot_s = max(build["snapshot_s_per_subtask"] or [0.0])
+    sync_ms = max(build["sync_ms_per_subtask"] or [0.0])
     upload_s = max(build["upload_s_per_subtask"] or [0.0])
+    running = build["running"]
     for leg in (restore, rescale):
         assert leg["checked_missing"] == 0, f"restored profiles are missing: {leg}"
     print(
@@ -340,13 +382,23 @@ def main() -> None:
         f"peak RSS {build['peak_rss_mb']:,} MB"
     )
     print(
-        f"snapshot:  {snapshot_s:.2f} s synchronous (subtasks one after the other: "
-        f"{build['snapshot_s_per_subtask']})"
+        f"savepoint while running: {running['savepoint_s']:.2f} s end to end; per subtask: "
+        f"barrier in to out {running['sync_ms_per_subtask']} ms, whole snapshot "
+        f"{running['snapshot_s_per_subtask']} s, upload {running['upload_s_per_subtask']} s; "
+        f"{running['records_meanwhile']:,} records processed meanwhile"
+    )
+    print(f"stop-with-savepoint: {build['savepoint_s']:.2f} s end to end (trigger to _metadata)")
+    print(
+        f"  sync part: {sync_ms:.2f} ms (barrier in to barrier out, per subtask "
+        f"{build['sync_ms_per_subtask']})"
     )
     print(
-        f"upload:    {upload_s:.2f} s (per subtask, in parallel: {build['upload_s_per_subtask']})"
+        f"  snapshot:  {snapshot_s:.2f} s (barrier in to the last key group serialized, per "
+        f"subtask {build['snapshot_s_per_subtask']}; the subtasks share one core)"
     )
-    print(f"savepoint: {build['savepoint_s']:.2f} s end to end (trigger to _metadata)")
+    print(
+        f"  upload:    {upload_s:.2f} s (per subtask, in parallel: {build['upload_s_per_subtask']})"
+    )
     for name, leg in (("restore", restore), ("rescale", rescale)):
         print(
             f"{name}:   {leg['first_record_s']:.2f} s to the first record "
@@ -363,10 +415,14 @@ def main() -> None:
                 "state_bytes": state_bytes,
                 "keys": keys,
                 "savepoint_file_bytes": file_bytes,
+                "sync_ms": sync_ms,
                 "snapshot_s": round(snapshot_s, 2),
-                "snapshot_s_max_subtask": max(build["snapshot_s_per_subtask"] or [0.0]),
                 "upload_s": round(upload_s, 2),
                 "savepoint_s": build["savepoint_s"],
+                "running_sync_ms": max(running["sync_ms_per_subtask"] or [0.0]),
+                "running_snapshot_s": max(running["snapshot_s_per_subtask"] or [0.0]),
+                "running_savepoint_s": running["savepoint_s"],
+                "running_records_meanwhile": running["records_meanwhile"],
                 "restore_s": restore["first_record_s"],
                 "restore_s_max_subtask": max(restore["restore_s_per_subtask"] or [0.0]),
                 "rescale_s": rescale["first_record_s"],

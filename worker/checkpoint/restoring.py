@@ -124,9 +124,10 @@ def _restore_keyed(
             )
         stats.bytes_read += len(data)
         stats.requests += 1
+        view = memoryview(data)  # each key group's blob is decoded in place, not copied
         for kg in wanted:
             offset, length = handle.offsets[kg]
-            restore_keyed_blob(op, kg, bytes(data[offset - first : offset - first + length]))
+            restore_keyed_blob(op, kg, view[offset - first : offset - first + length])
             stats.key_groups += 1
 
 

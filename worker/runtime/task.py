@@ -2,12 +2,15 @@
 
 Steps of the loop (DESIGN.md section 4):
 
-1. run queued mail (timers due, checkpoint triggers, notifications, cancellation);
+1. run queued mail (timers due, checkpoint triggers, notifications, cancellation), then one
+   bounded step of a snapshot still in progress (``snapshot_work``: key groups a checkpoint
+   serializes copy-on-write after its barrier went on);
 2. take the next item from the input gate (or, for a source task, poll the reader);
 3. a batch goes to the chain head, which calls the rest of the chain directly; an event is
    handled here (watermark valve, end of partition) or by the checkpoint handler (barriers);
 4. if a writer could not send for lack of credit, wait for credit (backpressure);
-5. when idle, flush partial output buffers and sleep until data or mail arrives.
+5. when idle, flush partial output buffers and sleep until data or mail arrives (with snapshot
+   work left, only yield to the other tasks of the loop, and go on with it).
 
 User functions never run concurrently inside a subtask: everything happens in this loop.
 """
@@ -48,6 +51,16 @@ class BarrierHandler(Protocol):
     def on_barrier(self, task: Task, channel: int, barrier: CheckpointBarrier) -> None: ...
 
     def on_channel_finished(self, task: Task, channel: int) -> None: ...
+
+
+class SnapshotWork(Protocol):
+    """Work of a snapshot left after its barrier went on, done between batches."""
+
+    def step(self) -> bool:
+        """Do a bounded amount of it; False once none is left."""
+
+    def abandon(self) -> None:
+        """Drop it (the task ends)."""
 
 
 class TaskCancelled(Exception):
@@ -94,6 +107,8 @@ class Task:
         #: for one more completed checkpoint before it finishes (FLIP-147)
         self.checkpointer: Any = None
         self.final_checkpoint_done = False
+        #: set by the checkpoint layer while a snapshot has work left (see SnapshotWork)
+        self.snapshot_work: SnapshotWork | None = None
         self._eod = [False] * (len(gate.channels) if gate is not None else 0)
         self._failure: BaseException | None = None
 
@@ -120,6 +135,8 @@ class Task:
         self._wakeup.set()
 
     def _may_finish(self) -> bool:
+        if self.snapshot_work is not None:
+            return False  # finish the snapshot in progress: it acknowledges afterwards
         return self.checkpointer is None or self.final_checkpoint_done
 
     def _check_failure(self) -> None:
@@ -131,6 +148,11 @@ class Task:
         while mail:
             mail.popleft()()
         self._check_failure()
+
+    def _snapshot_step(self) -> None:
+        work = self.snapshot_work
+        if work is not None and not work.step() and self.snapshot_work is work:
+            self.snapshot_work = None
 
     # -- output helpers -----------------------------------------------------------------
     def flush_outputs(self) -> None:
@@ -177,6 +199,9 @@ class Task:
                 raise TaskCancelled(self.name)
             await self._finish()
         finally:
+            work, self.snapshot_work = self.snapshot_work, None
+            if work is not None:
+                work.abandon()
             for op in reversed(self.operators):
                 try:
                     op.close()
@@ -204,6 +229,9 @@ class Task:
         self._wakeup.clear()
         if self._mail or self._cancelled or self._failure is not None:
             return
+        if self.snapshot_work is not None:
+            await asyncio.sleep(0)  # let the other tasks of this loop run; then the next step
+            return
         if wait_s is None:
             await self._wakeup.wait()
         else:
@@ -218,6 +246,8 @@ class Task:
             if self._mail:
                 self._run_mail()
             self._check_failure()
+            if self.snapshot_work is not None:
+                self._snapshot_step()
             if self.end_of_input or source.is_finished():
                 self._end_input()
                 if self._may_finish():
@@ -248,6 +278,8 @@ class Task:
             if self._mail:
                 self._run_mail()
             self._check_failure()
+            if self.snapshot_work is not None:
+                self._snapshot_step()
             polled = gate.poll()
             if polled is None:
                 if gate.all_finished() and self._may_finish():

@@ -16,6 +16,11 @@ Flink's ``InternalTimerService`` without an object per timer:
 * timers are held by key group: ``snapshot_key_group(kg)`` / ``restore_key_group(kg, data)``
   write and read one self-contained blob per key group (keys and namespaces in the frozen key
   encoding), so any parallelism restores any snapshot.
+* copy-on-write snapshots: while a :class:`KeyGroupGuard` is set (``set_guard``), registering,
+  deleting or firing a timer of a key group the snapshot has not serialized yet calls
+  ``guard.touch(kg)`` first, so the snapshot holds the timers as they were at the barrier. The
+  per-key-group index a snapshot reads is then built once and kept (the key groups it has not
+  serialized cannot have changed), instead of being rebuilt after every change.
 
 :class:`KeyedTimerService` is the user-facing ``TimerService`` of keyed process functions.
 """
@@ -25,8 +30,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import struct
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Container
+from typing import Any, Protocol
 
 from streamjob import errors, functions, keycodec
 from streamjob.clock import Clock
@@ -42,6 +47,21 @@ FireFn = Callable[[int, Any, int, Any], None]
 """``fire(timestamp, key, key_group, namespace)``."""
 
 _MISSING: Any = object()
+
+
+class KeyGroupGuard(Protocol):
+    """A snapshot in progress that has not serialized the key groups in ``pending`` yet:
+    whoever is about to change state of one of them calls ``touch(kg)`` first (it serializes
+    that key group); ``touch_all()`` serializes them all (before a change that spans them)."""
+
+    @property
+    def pending(self) -> Container[int]: ...
+
+    def touch(self, key_group: int) -> None: ...
+
+    def touch_all(self) -> None: ...
+
+
 _MAGIC = b"SJTM"
 _VERSION = 1
 _HEADER = struct.Struct(">4sHI")
@@ -80,8 +100,13 @@ class TimerQueue:
             del buckets[heapq.heappop(heap)]
         return heap[0] if heap else None
 
-    def fire_until(self, limit: int, fire: FireFn) -> None:
-        """Fire every timer at or before ``limit``, in timestamp order."""
+    def key_group_of(self, timestamp: int, key: Any, namespace: Any) -> int | None:
+        bucket = self.buckets.get(timestamp)
+        return None if bucket is None else bucket.get((key, namespace))
+
+    def fire_until(self, limit: int, fire: FireFn, guard: KeyGroupGuard | None = None) -> None:
+        """Fire every timer at or before ``limit``, in timestamp order (touching ``guard``'s
+        pending key group of each before it goes)."""
         heap, buckets = self.heap, self.buckets
         while heap and heap[0] <= limit:
             ts = heapq.heappop(heap)
@@ -90,6 +115,8 @@ class TimerQueue:
             # joins it and fires in this loop; one deleted meanwhile is skipped.
             while bucket:
                 for key_ns, kg in list(bucket.items()):
+                    if guard is not None and kg in guard.pending:
+                        guard.touch(kg)
                     if bucket.pop(key_ns, _MISSING) is _MISSING:
                         continue
                     fire(ts, key_ns[0], kg, key_ns[1])
@@ -204,23 +231,37 @@ class InternalTimerService:
         self.processing = TimerQueue()
         self.current_watermark = MIN_WATERMARK
         self._index: dict[int, tuple[list[Any], list[Any]]] | None = None
+        self.guard: KeyGroupGuard | None = None
+
+    def set_guard(self, guard: KeyGroupGuard | None) -> None:
+        """Start (a guard) or end (``None``) a copy-on-write snapshot of these timers."""
+        self.guard = guard
+        self._index = None
+
+    def _changing(self, key_group: int | None) -> None:
+        """Before a change of ``key_group``'s timers: let a pending snapshot take them first."""
+        guard = self.guard
+        if guard is None:
+            self._index = None
+        elif key_group is not None and key_group in guard.pending:
+            guard.touch(key_group)
 
     # -- registering ------------------------------------------------------------------------
     def register_event_time(self, key: Any, key_group: int, namespace: Any, ts: int) -> None:
-        self._index = None
+        self._changing(key_group)
         self.event.add(ts, key, namespace, key_group)
 
     def register_processing_time(self, key: Any, key_group: int, namespace: Any, ts: int) -> None:
-        self._index = None
+        self._changing(key_group)
         if self.processing.add(ts, key, namespace, key_group) and self.scheduler is not None:
             self.scheduler.request(ts)
 
     def delete_event_time(self, key: Any, namespace: Any, ts: int) -> None:
-        self._index = None
+        self._changing(self.event.key_group_of(ts, key, namespace))
         self.event.remove(ts, key, namespace)
 
     def delete_processing_time(self, key: Any, namespace: Any, ts: int) -> None:
-        self._index = None
+        self._changing(self.processing.key_group_of(ts, key, namespace))
         self.processing.remove(ts, key, namespace)
 
     # -- firing -----------------------------------------------------------------------------
@@ -228,14 +269,16 @@ class InternalTimerService:
         """Set the current watermark, then fire every event-time timer at or before it."""
         self.current_watermark = watermark
         if self.event.heap and self.event.heap[0] <= watermark:
-            self._index = None
-            self.event.fire_until(watermark, fire)
+            if self.guard is None:
+                self._index = None
+            self.event.fire_until(watermark, fire, self.guard)
 
     def advance_processing_time(self, now: int, fire: FireFn) -> None:
         """Fire every processing-time timer at or before ``now``; ask for the next wakeup."""
         if self.processing.heap and self.processing.heap[0] <= now:
-            self._index = None
-            self.processing.fire_until(now, fire)
+            if self.guard is None:
+                self._index = None
+            self.processing.fire_until(now, fire, self.guard)
         self.schedule_next()
 
     def schedule_next(self) -> None:

@@ -92,7 +92,24 @@ def build_key_group(
 ) -> bytes:
     """One key group's blob from ``(name, body)`` sections; a body may be given as its parts
     (:func:`canonical_columns.body_parts`), so that it is copied once, into the blob."""
+    return b"".join(key_group_parts(key_group, sections))
+
+
+def key_group_parts(
+    key_group: int, sections: Iterable[tuple[str, bytes | list[canonical_columns.Part]]]
+) -> list[canonical_columns.Part]:
+    """:func:`build_key_group` as the blob's parts, not joined: the blob is their
+    concatenation (a checkpoint joins a whole file's parts once, in its upload thread)."""
     parts: list[canonical_columns.Part] = [_HEADER.pack(MAGIC, FORMAT_VERSION, key_group)]
+    append_sections(parts, sections)
+    return parts
+
+
+def append_sections(
+    parts: list[canonical_columns.Part],
+    sections: Iterable[tuple[str, bytes | list[canonical_columns.Part]]],
+) -> None:
+    """Add sections to a blob given as its parts (how the operator layer adds timers)."""
     for name, body in sections:
         if isinstance(body, list):
             parts.append(_section_head(name, sum(map(len, body))))
@@ -100,16 +117,22 @@ def build_key_group(
         else:
             parts.append(_section_head(name, len(body)))
             parts.append(body)
-    return b"".join(parts)
 
 
 def append_section(blob: bytes, name: str, body: bytes) -> bytes:
-    """``blob`` with one more section (how the operator layer adds timers)."""
+    """``blob`` with one more section (a copy; :func:`append_sections` adds to parts)."""
     return blob + encode_section(name, body)
 
 
-def read_key_group(data: bytes) -> tuple[int, list[tuple[str, bytes]]]:
+def read_key_group(data: bytes | memoryview) -> tuple[int, list[tuple[str, bytes]]]:
     """Split a blob into its key group and ``(name, body)`` sections; refuse foreign bytes."""
+    key_group, sections = split_key_group(data)
+    return key_group, [(name, bytes(body)) for name, body in sections]
+
+
+def split_key_group(data: bytes | memoryview) -> tuple[int, list[tuple[str, memoryview]]]:
+    """:func:`read_key_group` without copies: each body is a view into ``data`` (what a
+    restore uses: the views go straight to the decoders)."""
     view = memoryview(data)
     if len(view) < _HEADER.size:
         raise errors.StateError(f"key-group blob too short ({len(view)} bytes)")
@@ -125,7 +148,7 @@ def read_key_group(data: bytes) -> tuple[int, list[tuple[str, bytes]]]:
             "wrote the checkpoint"
         )
     pos = _HEADER.size
-    sections: list[tuple[str, bytes]] = []
+    sections: list[tuple[str, memoryview]] = []
     while pos < len(view):
         (name_len,) = _SECTION_NAME_LEN.unpack_from(view, pos)
         pos += _SECTION_NAME_LEN.size
@@ -135,7 +158,7 @@ def read_key_group(data: bytes) -> tuple[int, list[tuple[str, bytes]]]:
         pos += _U64.size
         if pos + body_len > len(view):
             raise errors.StateError(f"key group {key_group}: section {name!r} is truncated")
-        sections.append((name, bytes(view[pos : pos + body_len])))
+        sections.append((name, view[pos : pos + body_len]))
         pos += body_len
     return key_group, sections
 
@@ -147,25 +170,28 @@ def encode_state_meta(info: meta.StateMetaInfo) -> bytes:
     return bytes((LAYOUT_COLUMNS,)) + _U32.pack(len(raw)) + raw
 
 
-def _meta_bounds(body: bytes) -> tuple[int, int]:
+def _meta_bounds(body: bytes | memoryview) -> tuple[int, int]:
     if not body:
         raise errors.StateError("empty state section")
     layout = body[0]
     if layout == LAYOUT_V1:
-        return canonical_v1.meta_bounds(body)
+        return canonical_v1.meta_bounds(bytes(body[:4]))
     if layout == LAYOUT_COLUMNS:
         (meta_len,) = _U32.unpack_from(body, 1)
         return 5, 5 + meta_len
     raise errors.StateError(f"unknown state section layout 0x{layout:02x}")
 
 
-def read_state_meta(body: bytes) -> meta.StateMetaInfo:
+def read_state_meta(body: bytes | memoryview) -> meta.StateMetaInfo:
     start, end = _meta_bounds(body)
-    return meta.StateMetaInfo.from_dict(json.loads(body[start:end].decode("utf-8")))
+    return meta.StateMetaInfo.from_dict(json.loads(str(body[start:end], "utf-8")))
 
 
-def read_columns(body: bytes, *, decode: bool = True) -> tuple[meta.StateMetaInfo, Columns]:
-    """The meta info and the entries, column by column, of a section body of either layout.
+def read_columns(
+    body: bytes | memoryview, *, decode: bool = True
+) -> tuple[meta.StateMetaInfo, Columns]:
+    """The meta info and the entries, column by column, of a section body of either layout
+    (a ``memoryview`` is read without copying its big columns).
 
     With ``decode=False`` keys and namespaces stay bytes (a void namespace column stays
     ``None``): what a backend that stores encoded keys (RocksDB) copies without decoding."""
@@ -185,7 +211,7 @@ def read_columns(body: bytes, *, decode: bool = True) -> tuple[meta.StateMetaInf
             decode_namespace=namespace_decoder,
         )
         return info, columns
-    return info, _v1_columns(body, info, decode)
+    return info, _v1_columns(bytes(body), info, decode)
 
 
 def _v1_columns(body: bytes, info: meta.StateMetaInfo, decode: bool) -> Columns:

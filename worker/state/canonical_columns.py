@@ -175,11 +175,12 @@ def body_parts(
 
 # -- reading --------------------------------------------------------------------------------------
 class _Reader:
-    """A cursor over one body that refuses to read past its end."""
+    """A cursor over one body that refuses to read past its end. Over a ``memoryview`` the big
+    columns (a pickle, the joined str keys) are decoded from views, without copies."""
 
     __slots__ = ("body", "name", "pos")
 
-    def __init__(self, body: bytes, pos: int, name: str) -> None:
+    def __init__(self, body: bytes | memoryview, pos: int, name: str) -> None:
         self.body = body
         self.pos = pos
         self.name = name
@@ -187,7 +188,7 @@ class _Reader:
     def fail(self, problem: str) -> errors.StateError:
         return errors.StateError(f"state section {self.name!r}: {problem}")
 
-    def take(self, size: int) -> bytes:
+    def take(self, size: int) -> bytes | memoryview:
         start = self.pos
         end = start + size
         if end > len(self.body):
@@ -209,9 +210,10 @@ class _Reader:
         return packed
 
     def chunks(self, count: int) -> tuple[bytes, list[int]]:
-        """The concatenated chunks and their offsets (``count + 1`` of them, from 0)."""
+        """The concatenated chunks (as bytes: each chunk is sliced out of them and handed to a
+        serializer) and their offsets (``count + 1`` of them, from 0)."""
         offsets = list(accumulate(self.numbers(count), initial=0))
-        return self.take(offsets[-1]), offsets
+        return bytes(self.take(offsets[-1])), offsets
 
     def items(self, count: int, column: str, *, pickled_allowed: bool) -> Items:
         if self.tag((ITEMS_CHUNKS, ITEMS_PICKLED), column) == ITEMS_CHUNKS:
@@ -245,7 +247,7 @@ def _keys(reader: _Reader, count: int, decode: bool) -> list[Any]:
             return [payload[a:b] for a, b in pairwise(offsets)]
         return [keycodec.decode_key(payload[a:b]) for a, b in pairwise(offsets)]
     (size,) = _U64.unpack(reader.take(_U64.size))
-    keys = reader.take(size).decode("utf-8").split("\0")
+    keys = str(reader.take(size), "utf-8").split("\0")
     if len(keys) != count:
         raise reader.fail(f"{len(keys)} str keys for {count} entries")
     if decode:
@@ -255,7 +257,7 @@ def _keys(reader: _Reader, count: int, decode: bool) -> list[Any]:
 
 
 def decode_body(
-    body: bytes,
+    body: bytes | memoryview,
     pos: int,
     *,
     name: str,

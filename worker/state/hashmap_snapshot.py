@@ -17,13 +17,26 @@ map                ``{uk: v}``       ``{uk: (v, ts)}``
 =================  ================  ==========================
 
 A restore may change the TTL setting: timestamps are dropped when the state no longer has a
-TTL, and entries written without one are stamped with the restore time. The cyclic garbage
-collector is paused while a key group is loaded: a restore creates millions of objects that
-all stay alive, and collections triggered by them would traverse the whole heap again and again.
+TTL, and entries written without one are stamped with the restore time.
+
+Garbage collection during a restore (:func:`loading`): a restore creates millions of objects
+that all stay alive; the automatic collections they trigger include full ones, each
+traversing the whole growing heap. So automatic collections are paused while a state's key
+groups load, and after each section only the young generations are collected (the section's
+new objects, while they are fresh; tuples of atoms get untracked there). Measured on 1 M
+entries, load plus the collections it leaves behind: lists and dicts per key 1.2 s instead of
+1.9-2.8 s; tuples of atoms 0.6-0.75 s instead of 0.65-0.85 s (pausing without the young
+collections: 0.7 s, since one big collection over cold objects follows). The loaded objects
+are not frozen (``gc.freeze``, which would make later full collections skip them): that would
+also put the garbage cycles alive then, and every cycle that becomes garbage later (a
+failed-over attempt's tasks, with their state), out of the collector's reach for good.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from itertools import accumulate, pairwise
 from typing import Any
 
@@ -55,8 +68,18 @@ def write_section(
 ) -> list[canonical_columns.Part] | None:
     """The section body of ``key_group`` (as its parts, for
     :func:`canonical.build_key_group`), or ``None`` when the state has nothing there."""
-    void = table.tables[key_group]
-    spaced = table.ns_tables[key_group]
+    void, spaced = table.as_of_snapshot(key_group)  # as a pending snapshot must see them
+    return write_entries(table, void, spaced, now_ms)
+
+
+def write_entries(
+    table: hashmap_table.StateTable,
+    void: dict[Any, Any],
+    spaced: dict[Any, Any],
+    now_ms: int,
+) -> list[canonical_columns.Part] | None:
+    """:func:`write_section` of one key group's dicts given apart from the table (its void
+    and namespaced entries, e.g. copies taken earlier)."""
     if not void and not spaced:
         return None
     keys = list(void)
@@ -168,7 +191,27 @@ def _write_collections(
 
 
 # -- restore --------------------------------------------------------------------------------------
-def read_section(table: hashmap_table.StateTable, key_group: int, body: bytes, now_ms: int) -> None:
+@contextlib.contextmanager
+def loading() -> Iterator[Callable[[], None]]:
+    """Pause the automatic garbage collections while restored state loads; the function
+    yielded, called after each section, collects the young generations only (see the module
+    docstring)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield _collect_young
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _collect_young() -> None:
+    gc.collect(1)
+
+
+def read_section(
+    table: hashmap_table.StateTable, key_group: int, body: bytes | memoryview, now_ms: int
+) -> None:
     """Load a canonical section body into ``table`` (entries replace existing ones)."""
     _, columns = canonical.read_columns(body)
     descriptor = table.descriptor

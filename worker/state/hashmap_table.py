@@ -6,6 +6,16 @@ its stored value in the void namespace (the hot path: no tuple is built), ``ns_t
 hold a shared :class:`_ForeignKeyGroup` that refuses every access. What a "stored value" is
 depends on the kind and TTL (see :mod:`streamjob.state.hashmap_snapshot`).
 
+Copy-on-write snapshots: while a snapshot has not serialized key group ``kg`` yet, both slots of
+``kg`` hold a :class:`~streamjob.state.hashmap_guard.PendingKeyGroup` in front of the real dict
+(:meth:`StateTable.guard`), which keeps each entry's value at the barrier before it changes, or
+has the snapshot serialize the whole key group first (see :mod:`streamjob.state.hashmap_guard`).
+The state objects reach it as they reach any dict: the hot path costs nothing outside
+snapshots, no flag is tested per access. The snapshot reads ``kg`` as it was at the barrier
+(:meth:`StateTable.as_of_snapshot`), then puts the real dicts back
+(:meth:`StateTable.release`); the table's bookkeeping (counts, sizes) reads the live dicts
+(:meth:`StateTable.live`).
+
 Neighbours: the state classes (:mod:`streamjob.state.hashmap_states`,
 :mod:`streamjob.state.hashmap_ttl`) read and write the dicts; :mod:`streamjob.state.hashmap`
 owns the tables.
@@ -14,11 +24,13 @@ owns the tables.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 from streamjob import errors, keygroups
-from streamjob.state import canonical, descriptors, meta
+from streamjob.state import canonical, descriptors, hashmap_guard, meta
+
+live = hashmap_guard.live
 
 
 class _ForeignKeyGroup(dict[Any, Any]):
@@ -44,7 +56,15 @@ class _ForeignKeyGroup(dict[Any, Any]):
 class StateTable:
     """The data of one registered state in one hashmap backend."""
 
-    __slots__ = ("descriptor", "info", "key_group_range", "meta_head", "ns_tables", "tables")
+    __slots__ = (
+        "descriptor",
+        "freeze",
+        "info",
+        "key_group_range",
+        "meta_head",
+        "ns_tables",
+        "tables",
+    )
 
     def __init__(
         self,
@@ -56,6 +76,7 @@ class StateTable:
         self.descriptor = descriptor
         self.info: meta.StateMetaInfo = descriptor.meta_info()
         self.meta_head = canonical.encode_state_meta(self.info)
+        self.freeze = hashmap_guard.freezer(self.info)
         self.key_group_range = key_group_range
         foreign = _ForeignKeyGroup(key_group_range)
         self.tables: list[dict[Any, Any]] = [foreign] * max_parallelism
@@ -64,14 +85,47 @@ class StateTable:
             self.tables[kg] = {}
             self.ns_tables[kg] = {}
 
+    def live(self, key_group: int) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """The real void and namespaced dicts of ``key_group``, never touching a guard."""
+        return live(self.tables[key_group]), live(self.ns_tables[key_group])
+
+    def as_of_snapshot(self, key_group: int) -> tuple[dict[Any, Any], dict[Any, Any]]:
+        """The void and namespaced dicts of ``key_group`` as a pending snapshot must see
+        them (the live ones when no snapshot guards the key group)."""
+        as_of = hashmap_guard.as_of_snapshot
+        return as_of(self.tables[key_group]), as_of(self.ns_tables[key_group])
+
+    def guard(self, key_group: int, touch: Callable[[int], None]) -> None:
+        """Put a guard in front of both dicts of ``key_group``."""
+        for slots in (self.tables, self.ns_tables):
+            slot = slots[key_group]
+            if type(slot) is not hashmap_guard.PendingKeyGroup:
+                slots[key_group] = hashmap_guard.PendingKeyGroup(
+                    slot, key_group, touch, self.freeze
+                )
+
+    def release(self, key_group: int) -> int:
+        """Put the real dicts of ``key_group`` back (a no-op if they are not guarded); the
+        number of entries the guards had saved."""
+        saved = 0
+        for slots in (self.tables, self.ns_tables):
+            slot = slots[key_group]
+            if type(slot) is hashmap_guard.PendingKeyGroup:
+                saved += len(slot.saved or ())
+                slot.saved = None  # whoever still holds the guard now just delegates
+                slots[key_group] = slot.real
+        return saved
+
     def is_empty(self, key_group: int) -> bool:
-        return not self.tables[key_group] and not self.ns_tables[key_group]
+        void, spaced = self.live(key_group)
+        return not void and not spaced
 
     def entries(self, key_group: int) -> Iterator[tuple[Any, Any, Any]]:
         """``(key, namespace, stored)`` of one key group, void namespace first."""
-        for key, stored in self.tables[key_group].items():
+        void, spaced = self.live(key_group)
+        for key, stored in void.items():
             yield key, None, stored
-        for (key, namespace), stored in self.ns_tables[key_group].items():
+        for (key, namespace), stored in spaced.items():
             yield key, namespace, stored
 
     def put(self, key_group: int, key: Any, namespace: Any, stored: Any) -> None:
@@ -84,21 +138,22 @@ class StateTable:
         """``(kg, key)`` of every key with state in ``namespace``."""
         found: list[tuple[int, Any]] = []
         for kg in self.key_group_range:
+            void, spaced = self.live(kg)
             if namespace is None:
-                found.extend((kg, key) for key in self.tables[kg])
+                found.extend((kg, key) for key in void)
             else:
-                found.extend((kg, key) for key, ns in self.ns_tables[kg] if ns == namespace)
+                found.extend((kg, key) for key, ns in spaced if ns == namespace)
         return found
 
     def count(self) -> int:
-        return sum(len(self.tables[kg]) + len(self.ns_tables[kg]) for kg in self.key_group_range)
+        return sum(len(void) + len(spaced) for void, spaced in map(self.live, self.key_group_range))
 
     def approx_size_bytes(self, *, sample: int = 32) -> int:
         """Dict overhead plus entries times the shallow size of a few sampled entries."""
         total = 0
         sampled: list[int] = []
         for kg in self.key_group_range:
-            for table in (self.tables[kg], self.ns_tables[kg]):
+            for table in self.live(kg):
                 total += sys.getsizeof(table)
                 for key, stored in table.items():
                     if len(sampled) >= sample:
@@ -110,6 +165,7 @@ class StateTable:
 
     def clear(self) -> None:
         for kg in self.key_group_range:
+            self.release(kg)
             self.tables[kg].clear()
             self.ns_tables[kg].clear()
 

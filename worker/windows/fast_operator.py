@@ -20,6 +20,11 @@ Semantics are Flink's ``WindowOperator`` with ``EventTimeTrigger``/``ProcessingT
 Records that hit an already fired window, or a late one, take a slow path after the batch's
 fast loop (they touch windows the fast loop never touches, so per-window order is kept).
 ``snapshot_key_group(kg)`` writes one key group's accumulators; restore works at any parallelism.
+
+Copy-on-write snapshots (``guard_key_groups``): a batch first lets the snapshot serialize the key
+groups of its records that it has not serialized yet; firing or cleaning windows spans all key
+groups, so it lets the snapshot finish first (``touch_all``). The per-key-group index of the
+windows is built once per snapshot (one pass over the open windows) and kept while it runs.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from streamjob import errors, keycodec
 from streamjob.runtime.events import Batch
 from streamjob.runtime.failures import user_error
 from streamjob.runtime.operators.base import OperatorContext, Output
-from streamjob.runtime.timers import SECTION_BACKEND, ProcessingTimeScheduler
+from streamjob.runtime.timers import SECTION_BACKEND, KeyGroupGuard, ProcessingTimeScheduler
 from streamjob.state.serializers import DEFAULT_SERIALIZER
 from streamjob.windows.assigners import _AlignedWindows
 from streamjob.windows.operator_base import (
@@ -69,6 +74,7 @@ class FastWindowOperator(WindowOperatorBase):
         self._rearmed: dict[int, dict[Any, None]] = {}
         self._generation = 0
         self._index: tuple[int, dict[int, list[Any]]] | None = None
+        self._guard: KeyGroupGuard | None = None
         self.peak_open_windows = 0
         contents = spec.contents
         self._reduce: Callable[[Any, Any], Any] | None = contents.reduce
@@ -93,6 +99,8 @@ class FastWindowOperator(WindowOperatorBase):
         keys = batch.keys
         if keys is None:
             raise RuntimeError(f"operator '{self.name}' is keyed but got a batch without keys")
+        if self._guard is not None:
+            self._touch_batch(self._guard, batch)
         self._generation += 1
         if not self.event_time:
             self._add_processing_time(records, keys, self.ctx.clock.now_ms())
@@ -259,6 +267,8 @@ class FastWindowOperator(WindowOperatorBase):
             self._cleanup and self._cleanup[0] - 1 + self.lateness <= time
         ):
             return
+        if self._guard is not None:
+            self._guard.touch_all()  # firing moves and drops whole windows: all key groups
         self._generation += 1
         out: list[Any] = []
         out_ts: list[int] = []
@@ -320,9 +330,32 @@ class FastWindowOperator(WindowOperatorBase):
                 self.results.clear(window)
 
     # -- key-group snapshots ----------------------------------------------------------------
+    def guard_key_groups(self, guard: KeyGroupGuard) -> bool:
+        if not super().guard_key_groups(guard):
+            return False
+        self._guard = guard
+        self._index = None
+        return True
+
+    def unguard_key_groups(self) -> None:
+        super().unguard_key_groups()
+        self._guard = None
+        self._index = None
+
+    def _touch_batch(self, guard: KeyGroupGuard, batch: Batch) -> None:
+        kgs = batch.key_groups
+        if kgs is None:
+            assert batch.keys is not None
+            kgs = [self.key_groups.key_group(key) for key in batch.keys]
+        pending = guard.pending
+        for kg in set(kgs):
+            if kg in pending:
+                guard.touch(kg)
+
     def _by_key_group(self) -> dict[int, list[Any]]:
-        if self._index is not None and self._index[0] == self._generation:
-            return self._index[1]
+        cached = self._index
+        if cached is not None and (self._guard is not None or cached[0] == self._generation):
+            return cached[1]  # while guarded, the key groups still to serialize are unchanged
         index: dict[int, list[Any]] = {}
         kg_of = self.key_groups.key_group
         for fired, windows in ((False, self._live), (True, self._fired)):
@@ -398,10 +431,13 @@ class FastWindowOperator(WindowOperatorBase):
                 f"({None if kg_range is None else kg_range.to_list()})"
             )
 
+    def snapshot_operator_sections(self, key_group: int) -> dict[str, bytes]:
+        return {SECTION_WINDOWS: self.snapshot_key_group(key_group)}
+
     def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
         return {
             SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
-            SECTION_WINDOWS: self.snapshot_key_group(key_group),
+            **self.snapshot_operator_sections(key_group),
         }
 
     def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:

@@ -281,11 +281,24 @@ class WindowOperator(WindowOperatorBase):
         else:
             self.timers.delete_processing_time(self.backend.current_key, window, time)
 
-    # -- key-group snapshots ----------------------------------------------------------------
+    # -- key-group snapshots (contents in the backend, timers here: both copy-on-write) ------
+    def guard_key_groups(self, guard: timers.KeyGroupGuard) -> bool:
+        if not super().guard_key_groups(guard):
+            return False
+        self.timers.set_guard(guard)
+        return True
+
+    def unguard_key_groups(self) -> None:
+        super().unguard_key_groups()
+        self.timers.set_guard(None)
+
+    def snapshot_operator_sections(self, key_group: int) -> dict[str, bytes]:
+        return {timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group)}
+
     def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
         return {
             timers.SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
-            timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group),
+            **self.snapshot_operator_sections(key_group),
         }
 
     def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:

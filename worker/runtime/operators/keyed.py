@@ -19,7 +19,17 @@ from streamjob.runtime.operators.stateless import UserFunctionOperator, resolve
 
 
 class KeyedOperatorMixin:
-    """Holds the keyed state backend the task gives a keyed operator."""
+    """Holds the keyed state backend the task gives a keyed operator.
+
+    Copy-on-write snapshots (the checkpoint layer's): ``guard_key_groups(guard)`` at the
+    barrier makes every part of the operator's keyed state (the backend's dicts, and in
+    subclasses timers and window contents) call ``guard.touch(kg)`` before it changes a key
+    group the snapshot has not serialized; the snapshot serializes a key group with
+    ``snapshot_operator_sections`` plus the backend's parts, then ``release_key_group(kg)``
+    (the backend keeps the barrier's value of each entry a record changes meanwhile);
+    ``unguard_key_groups()`` ends it. False from ``guard_key_groups``: the backend cannot
+    (RocksDB), snapshot synchronously.
+    """
 
     is_keyed = True
     backend: Any = None
@@ -29,6 +39,20 @@ class KeyedOperatorMixin:
 
     def keyed_backend(self) -> Any | None:
         return self.backend
+
+    def guard_key_groups(self, guard: timers.KeyGroupGuard) -> bool:
+        begin = getattr(self.backend, "begin_copy_on_write", None)
+        if begin is None:
+            return False
+        begin(guard.pending, guard.touch)
+        return True
+
+    def release_key_group(self, key_group: int) -> int:
+        """The key group is serialized: drop its guards; the entries they copied on write."""
+        return int(self.backend.release_key_group(key_group))
+
+    def unguard_key_groups(self) -> None:
+        self.backend.end_copy_on_write()
 
 
 class KeyedContext(functions.OnTimerContext):
@@ -189,10 +213,24 @@ class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
         super().close()
 
     # -- key-group snapshots (the checkpoint layer calls these per key group) ---------------
+    def guard_key_groups(self, guard: timers.KeyGroupGuard) -> bool:
+        if not super().guard_key_groups(guard):
+            return False
+        self.timers.set_guard(guard)
+        return True
+
+    def unguard_key_groups(self) -> None:
+        super().unguard_key_groups()
+        self.timers.set_guard(None)
+
+    def snapshot_operator_sections(self, key_group: int) -> dict[str, bytes]:
+        """The operator's own sections of ``key_group`` (the backend's come separately)."""
+        return {timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group)}
+
     def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
         return {
             timers.SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
-            timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group),
+            **self.snapshot_operator_sections(key_group),
         }
 
     def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
