@@ -25,6 +25,7 @@ from streamjob.runtime import timers
 from streamjob.runtime.events import MAX_WATERMARK, Batch
 from streamjob.runtime.failures import user_error
 from streamjob.runtime.operators.base import OperatorContext, Output
+from streamjob.runtime.operators.keyed import TimerSectionsMixin
 from streamjob.state import ValueStateDescriptor
 from streamjob.windows.assigners import MergingWindowAssigner
 from streamjob.windows.merging import add_window
@@ -38,7 +39,7 @@ CONTENTS_STATE = "_window_contents"
 MERGING_STATE = "_merging_windows"
 
 
-class WindowOperator(WindowOperatorBase):
+class WindowOperator(TimerSectionsMixin, WindowOperatorBase):
     def __init__(self, spec: WindowSpec) -> None:
         super().__init__(spec)
         self.trigger = spec.trigger or spec.assigner.get_default_trigger()
@@ -280,29 +281,3 @@ class WindowOperator(WindowOperatorBase):
             self.timers.delete_event_time(self.backend.current_key, window, time)
         else:
             self.timers.delete_processing_time(self.backend.current_key, window, time)
-
-    # -- key-group snapshots (contents in the backend, timers here: both copy-on-write) ------
-    def guard_key_groups(self, guard: timers.KeyGroupGuard) -> bool:
-        if not super().guard_key_groups(guard):
-            return False
-        self.timers.set_guard(guard)
-        return True
-
-    def unguard_key_groups(self) -> None:
-        super().unguard_key_groups()
-        self.timers.set_guard(None)
-
-    def snapshot_operator_sections(self, key_group: int) -> dict[str, bytes]:
-        return {timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group)}
-
-    def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
-        return {
-            timers.SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
-            **self.snapshot_operator_sections(key_group),
-        }
-
-    def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
-        if timers.SECTION_BACKEND in sections:
-            self.backend.restore_key_group(key_group, sections[timers.SECTION_BACKEND])
-        if timers.SECTION_TIMERS in sections:
-            self.timers.restore_key_group(key_group, sections[timers.SECTION_TIMERS])

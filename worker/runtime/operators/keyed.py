@@ -16,6 +16,12 @@ from streamjob.runtime.events import Batch
 from streamjob.runtime.failures import user_error
 from streamjob.runtime.operators.base import OperatorContext, Output
 from streamjob.runtime.operators.stateless import UserFunctionOperator, resolve
+from streamjob.runtime.timers import (
+    SECTION_BACKEND,
+    SECTION_TIMERS,
+    InternalTimerService,
+    KeyGroupGuard,
+)
 
 
 class KeyedOperatorMixin:
@@ -55,6 +61,42 @@ class KeyedOperatorMixin:
         self.backend.end_copy_on_write()
 
 
+class TimerSectionsMixin(KeyedOperatorMixin):
+    """Keyed operators with a timer service (process functions, windows): a key group's
+    snapshot is the backend's blob plus the timers' section, both copy-on-write while a
+    checkpoint serializes key groups after its barrier."""
+
+    timers: InternalTimerService
+
+    def guard_key_groups(self, guard: KeyGroupGuard) -> bool:
+        if not super().guard_key_groups(guard):
+            return False
+        self.timers.set_guard(guard)
+        return True
+
+    def unguard_key_groups(self) -> None:
+        super().unguard_key_groups()
+        self.timers.set_guard(None)
+
+    def snapshot_operator_sections(self, key_group: int) -> dict[str, bytes]:
+        """The operator's own sections of ``key_group`` (the backend's come separately)."""
+        return {SECTION_TIMERS: self.timers.snapshot_key_group(key_group)}
+
+    def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
+        return {
+            SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
+            **self.snapshot_operator_sections(key_group),
+        }
+
+    def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
+        state = sections.get(SECTION_BACKEND)
+        if state is not None:
+            self.backend.restore_key_group(key_group, state)
+        timer_blob = sections.get(SECTION_TIMERS)
+        if timer_blob is not None:
+            self.timers.restore_key_group(key_group, timer_blob)
+
+
 class KeyedContext(functions.OnTimerContext):
     """The ``ctx`` of a keyed process function (also its on_timer context)."""
 
@@ -91,7 +133,7 @@ class KeyedContext(functions.OnTimerContext):
         self.side = {}
 
 
-class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
+class KeyedProcessOperator(TimerSectionsMixin, UserFunctionOperator):
     """Runs a ``KeyedProcessFunction`` (or a plain ``(value, ctx)`` callable) per record.
 
     Timers (:mod:`streamjob.runtime.timers`): event-time timers fire when a watermark reaches
@@ -211,35 +253,6 @@ class KeyedProcessOperator(KeyedOperatorMixin, UserFunctionOperator):
     def close(self) -> None:
         self.scheduler.close()
         super().close()
-
-    # -- key-group snapshots (the checkpoint layer calls these per key group) ---------------
-    def guard_key_groups(self, guard: timers.KeyGroupGuard) -> bool:
-        if not super().guard_key_groups(guard):
-            return False
-        self.timers.set_guard(guard)
-        return True
-
-    def unguard_key_groups(self) -> None:
-        super().unguard_key_groups()
-        self.timers.set_guard(None)
-
-    def snapshot_operator_sections(self, key_group: int) -> dict[str, bytes]:
-        """The operator's own sections of ``key_group`` (the backend's come separately)."""
-        return {timers.SECTION_TIMERS: self.timers.snapshot_key_group(key_group)}
-
-    def snapshot_keyed_sections(self, key_group: int) -> dict[str, bytes]:
-        return {
-            timers.SECTION_BACKEND: self.backend.snapshot_key_group(key_group),
-            **self.snapshot_operator_sections(key_group),
-        }
-
-    def restore_keyed_sections(self, key_group: int, sections: dict[str, bytes]) -> None:
-        state = sections.get(timers.SECTION_BACKEND)
-        if state is not None:
-            self.backend.restore_key_group(key_group, state)
-        timer_blob = sections.get(timers.SECTION_TIMERS)
-        if timer_blob is not None:
-            self.timers.restore_key_group(key_group, timer_blob)
 
 
 class ReduceOperator(KeyedOperatorMixin, UserFunctionOperator):
