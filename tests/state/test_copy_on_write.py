@@ -17,11 +17,13 @@ Aspects covered:
   through guards without serializing; steps serialize in key-group order within a budget; a
   serialization that fails ends the snapshot (``failure`` set, guards gone, state usable);
 * the format: the parts of a blob joined are ``snapshot_key_group``; a blob restores from a
-  ``memoryview`` slice of a larger buffer.
+  ``memoryview`` slice of a larger buffer; restored containers load with the automatic
+  garbage collections paused, atoms without.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any
 
@@ -44,6 +46,7 @@ from streamjob.state import (
     ValueStateDescriptor,
     canonical,
     hashmap_guard,
+    hashmap_snapshot,
 )
 
 MAXP = 128
@@ -436,3 +439,35 @@ def test_a_capture_is_the_blob_at_the_capture_whatever_changes_after() -> None:
                 state.clear()
         assert b"".join(captured.parts()) == expected
         clock.advance(TTL_MS // 10)
+
+
+@pytest.mark.parametrize("values", ["containers", "atoms"])
+def test_restored_containers_load_with_the_collector_paused(
+    values: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restored lists and dicts: the automatic collections are paused after the first key
+    group (they would traverse the growing heap again and again); numbers and tuples of
+    atoms: never paused. Afterwards the collector runs again."""
+    source = new_backend(ManualClock(0))
+    value = source.get_state(ValueStateDescriptor("v"))
+    for i, key in enumerate(KEYS):
+        source.set_current_key(key)
+        value.update([i, {"k": key}] if values == "containers" else (i, key))
+    blobs = barrier_blobs(source)
+    enabled: list[bool] = []
+    read_section = hashmap_snapshot.read_section
+
+    def recording(*args: Any) -> None:
+        enabled.append(gc.isenabled())
+        read_section(*args)
+
+    monkeypatch.setattr(hashmap_snapshot, "read_section", recording)
+    restored = new_backend(ManualClock(0))
+    for kg, blob in blobs.items():
+        restored.restore_key_group(kg, blob)
+    assert gc.isenabled()
+    restored.get_state(ValueStateDescriptor("v"))  # loads the kept sections
+    assert gc.isenabled()
+    assert len(enabled) > 10 and enabled[0]
+    assert all(enabled) is (values == "atoms")
+    assert barrier_blobs(restored) == blobs

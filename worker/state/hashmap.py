@@ -124,11 +124,10 @@ class HashMapStateBackend(backend.KeyedStateBackend):
         now = self._clock.now_ms()
         pending = self._pending.pop(descriptor.name, {})
         if pending:
-            with hashmap_snapshot.loading() as loaded:
+            with hashmap_snapshot.Loader(table) as loader:
                 while pending:
                     kg, body = pending.popitem()  # frees each body once it is loaded
-                    hashmap_snapshot.read_section(table, kg, body, now)
-                    loaded()
+                    loader.load(kg, body, now)
         self._pending_meta.pop(descriptor.name, None)
         if self._on_touch is not None:
             for kg in self._guarded:  # empty there at the barrier: its entries are all new
@@ -257,9 +256,7 @@ class HashMapStateBackend(backend.KeyedStateBackend):
             problem = meta.incompatibility_error_text(table.info, restored)
             if problem is not None:
                 raise errors.StateError(problem)
-            with hashmap_snapshot.loading() as loaded:
-                hashmap_snapshot.read_section(table, key_group, body, now)
-                loaded()
+            hashmap_snapshot.read_section(table, key_group, body, now)
 
     def _keep_pending(
         self, key_group: int, restored: meta.StateMetaInfo, body: bytes | memoryview
