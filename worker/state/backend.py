@@ -100,6 +100,10 @@ class KeyedStateBackend(abc.ABC):
         """Keys with state under ``state_name`` in ``namespace`` (a copy: state may change)."""
 
     @abc.abstractmethod
+    def _keys_with_groups(self, state_name: str, namespace: Any) -> Iterable[tuple[int, Any]]:
+        """(key group, key) of every key with state under ``state_name`` in ``namespace``
+        (a copy: ``apply_to_all_keys``' function may change state)."""
+
     def apply_to_all_keys(
         self,
         namespace: api.Namespace,
@@ -109,6 +113,17 @@ class KeyedStateBackend(abc.ABC):
         """Call ``function(key, state)`` for each key with state in ``namespace``, with that
         key current and the state scoped to ``namespace``; the previous key and namespace are
         restored afterwards."""
+        state: Any = self._get_state(descriptor)
+        previous = (self.current_key, self.current_key_group, state.get_current_namespace())
+        state.set_current_namespace(namespace)
+        try:
+            for kg, key in self._keys_with_groups(descriptor.name, namespace):
+                self.current_key = key
+                self.current_key_group = kg
+                function(key, state)
+        finally:
+            self.current_key, self.current_key_group, ns = previous
+            state.set_current_namespace(ns)
 
     # -- snapshots ----------------------------------------------------------------------------
 

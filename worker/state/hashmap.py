@@ -45,7 +45,6 @@ from streamjob.state import (
     canonical,
     canonical_columns,
     descriptors,
-    hashmap_access,
     hashmap_capture,
     hashmap_snapshot,
     hashmap_states,
@@ -150,25 +149,8 @@ class HashMapStateBackend(backend.KeyedStateBackend):
         table = self._table(state_name)
         return iter([key for _, key in table.keys_with_groups(namespace)])
 
-    def apply_to_all_keys(
-        self,
-        namespace: api.Namespace,
-        descriptor: descriptors.StateDescriptor,
-        function: Callable[[Any, Any], None],
-    ) -> None:
-        state = self._get_state(descriptor)
-        assert isinstance(state, hashmap_access.HashMapState)
-        table = self._tables[descriptor.name]
-        previous = (self.current_key, self.current_key_group, state.get_current_namespace())
-        state.set_current_namespace(namespace)
-        try:
-            for kg, key in table.keys_with_groups(namespace):
-                self.current_key = key
-                self.current_key_group = kg
-                function(key, state)
-        finally:
-            self.current_key, self.current_key_group, ns = previous
-            state.set_current_namespace(ns)
+    def _keys_with_groups(self, state_name: str, namespace: Any) -> Iterable[tuple[int, Any]]:
+        return self._tables[state_name].keys_with_groups(namespace)
 
     # -- snapshots ----------------------------------------------------------------------------
 

@@ -244,24 +244,6 @@ class RocksDBStateBackend(backend.KeyedStateBackend):
     def get_keys(self, state_name: str, namespace: api.Namespace) -> Iterator[Any]:
         return iter([key for _, key in self._keys_with_groups(state_name, namespace)])
 
-    def apply_to_all_keys(
-        self,
-        namespace: api.Namespace,
-        descriptor: descriptors.StateDescriptor,
-        function: Callable[[Any, Any], None],
-    ) -> None:
-        state: Any = self._get_state(descriptor)
-        previous = (self.current_key, self.current_key_group, state.get_current_namespace())
-        state.set_current_namespace(namespace)
-        try:
-            for kg, key in self._keys_with_groups(descriptor.name, namespace):
-                self.current_key = key
-                self.current_key_group = kg
-                function(key, state)
-        finally:
-            self.current_key, self.current_key_group, ns = previous
-            state.set_current_namespace(ns)
-
     # -- canonical snapshots ------------------------------------------------------------------
 
     def snapshot_key_group(self, key_group: int) -> bytes:
