@@ -131,19 +131,7 @@ def _restored_id(cluster: object) -> int | None:
 def test_a_killed_jobmanager_restarts_and_resumes_from_storage(tmp_path: Path) -> None:
     events = 30000
     out, env = _job_env(tmp_path, events, rate=10000)
-    args = (
-        JOB,
-        "-p",
-        "2",
-        "--checkpoint-dir",
-        str(tmp_path / "chk"),
-        "--checkpoint-interval",
-        "0.2",
-        "--heartbeat-timeout",
-        "2",
-        "--restart-strategy",
-        "fixed-delay:5:0.2",
-    )
+    args = _failover_args(tmp_path, heartbeat_timeout="2")
     with local_cluster(tmp_path, env) as cluster:
         cluster.start_jobmanager(*args)
         cluster.start_taskmanager()
